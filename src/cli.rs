@@ -1,0 +1,249 @@
+//! Command-line interface (SPEC §2): argument parsing and the three commands. Exit codes:
+//! 0 success, 1 the run failed, 2 bad invocation or job file.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::job::Job;
+use crate::runner::{self, RunError, RunOptions};
+use crate::sources;
+
+#[derive(Debug, Parser)]
+#[command(name = "groupetl", version, about = "Group-level analytics tables from product-analytics exports")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job: read its inputs and rewrite its output partitions.
+    Run {
+        /// The job file (TOML).
+        job: PathBuf,
+        /// First date of a backfill (YYYY-MM-DD, inclusive, in the job's timezone).
+        #[arg(long, requires = "to", env = "GROUPETL_FROM")]
+        from: Option<String>,
+        /// Last date of a backfill (YYYY-MM-DD, inclusive, in the job's timezone).
+        #[arg(long, requires = "from", env = "GROUPETL_TO")]
+        to: Option<String>,
+        /// Recompute everything from scratch.
+        #[arg(long, short = 'f', conflicts_with_all = ["from", "to"], env = "GROUPETL_FULL_REFRESH")]
+        full_refresh: bool,
+        /// Fail the run (writing nothing) when more than N records are rejected.
+        #[arg(long, value_name = "N", env = "GROUPETL_MAX_REJECTS")]
+        max_rejects: Option<u64>,
+        /// Run summary format on stdout.
+        #[arg(long, value_enum, default_value = "text", env = "GROUPETL_FORMAT")]
+        format: SummaryFormat,
+    },
+    /// Check a job file and the reachability and schema of its inputs; writes nothing.
+    Validate {
+        job: PathBuf,
+    },
+    /// Print which inputs a run would read and which partitions it would rewrite.
+    Plan {
+        job: PathBuf,
+        /// First date of a backfill (inclusive).
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// Last date of a backfill (inclusive).
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+    },
+}
+
+/// How a command ended.
+pub enum Status {
+    Ok,
+    /// The run failed (inputs, outputs, too many rejects).
+    Failed,
+    /// Bad invocation or job file.
+    Usage,
+}
+
+impl From<Status> for ExitCode {
+    fn from(s: Status) -> ExitCode {
+        match s {
+            Status::Ok => ExitCode::SUCCESS,
+            Status::Failed => ExitCode::from(1),
+            Status::Usage => ExitCode::from(2),
+        }
+    }
+}
+
+fn error(first: impl std::fmt::Display, rest: &[String]) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "error: {first}");
+    for r in rest {
+        let _ = writeln!(e, "  {r}");
+    }
+}
+
+fn load(job: &PathBuf) -> Result<Job, Status> {
+    Job::load(job).map_err(|e| {
+        match &e {
+            crate::job::JobError::Invalid { path, problems } => {
+                let first = format!("invalid job file `{}` ({} problem{})", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" });
+                let lines: Vec<String> = problems.iter().flat_map(|p| p.lines().map(str::to_string)).collect();
+                error(first, &lines);
+            }
+            other => error(other, &[]),
+        }
+        Status::Usage
+    })
+}
+
+fn range(from: &Option<String>, to: &Option<String>) -> Result<Option<(chrono::NaiveDate, chrono::NaiveDate)>, Status> {
+    match (from, to) {
+        (Some(f), Some(t)) => {
+            let f = runner::parse_day(f).map_err(|m| {
+                error(format!("--from: {m}"), &[]);
+                Status::Usage
+            })?;
+            let t = runner::parse_day(t).map_err(|m| {
+                error(format!("--to: {m}"), &[]);
+                Status::Usage
+            })?;
+            if f > t {
+                error(format!("--from {f} is after --to {t}"), &[]);
+                return Err(Status::Usage);
+            }
+            Ok(Some((f, t)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Runs the parsed command line.
+pub fn main(cli: Cli) -> Status {
+    match cli.command {
+        Command::Run {
+            job,
+            from,
+            to,
+            full_refresh,
+            max_rejects,
+            format,
+        } => {
+            let job = match load(&job) {
+                Ok(j) => j,
+                Err(s) => return s,
+            };
+            let range = match range(&from, &to) {
+                Ok(r) => r,
+                Err(s) => return s,
+            };
+            let opts = RunOptions {
+                range,
+                full_refresh,
+                max_rejects,
+                run_id: None,
+            };
+            match runner::run(&job, &opts) {
+                Ok(summary) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = match format {
+                        SummaryFormat::Text => writeln!(out, "{summary}"),
+                        SummaryFormat::Json => writeln!(out, "{}", summary.to_json()),
+                    };
+                    Status::Ok
+                }
+                Err(e @ RunError::BadRange(_)) => {
+                    error(e, &[]);
+                    Status::Usage
+                }
+                Err(e) => {
+                    error(format!("run of job `{}` failed: {e}", job.name), &[]);
+                    Status::Failed
+                }
+            }
+        }
+        Command::Validate { job } => validate(&job),
+        Command::Plan { job, from, to } => {
+            let job = match load(&job) {
+                Ok(j) => j,
+                Err(s) => return s,
+            };
+            let range = match range(&from, &to) {
+                Ok(r) => r,
+                Err(s) => return s,
+            };
+            plan(&job, range)
+        }
+    }
+}
+
+fn validate(path: &PathBuf) -> Status {
+    let job = match load(path) {
+        Ok(j) => j,
+        Err(s) => return s,
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "✓ job file {} (job `{}`)", path.display(), job.name);
+    let mut ok = true;
+    let mut check = |what: &str, patterns: &[String], ft| {
+        match sources::list_inputs(patterns) {
+            Ok(files) => {
+                let bytes: u64 = files.iter().map(|f| f.size).sum();
+                let _ = writeln!(out, "✓ {what}: {} files, {bytes} bytes", files.len());
+                for f in &files {
+                    if let Err(e) = sources::probe_file(f, ft) {
+                        let _ = writeln!(out, "✗ {what}: {e}");
+                        ok = false;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "✗ {what}: {e}");
+                ok = false;
+            }
+        }
+    };
+    check("events", &job.events.paths, job.events.file_type);
+    if let Some(p) = &job.profiles {
+        check("profiles", &p.paths, p.file_type);
+    }
+    if ok {
+        Status::Ok
+    } else {
+        error("validation failed: inputs are missing or unreadable", &[]);
+        Status::Failed
+    }
+}
+
+fn plan(job: &Job, range: Option<(chrono::NaiveDate, chrono::NaiveDate)>) -> Status {
+    let inputs = match runner::list(job) {
+        Ok(i) => i,
+        Err(e) => {
+            error(format!("plan of job `{}` failed: {e}", job.name), &[]);
+            return Status::Failed;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "job {} → {}", job.name, job.output.path);
+    for (what, files) in [("events", &inputs.events), ("profiles", &inputs.profiles)] {
+        for f in files {
+            let _ = writeln!(out, "read {what} {} ({} bytes): every run reads all inputs", f.path, f.size);
+        }
+    }
+    match range {
+        Some((a, b)) => {
+            let _ = writeln!(out, "rewrite date partitions {a} .. {b} of group_daily, group_event_daily, active_groups, group_lifecycle: backfill range");
+            let _ = writeln!(out, "rewrite group_profiles, group_retention, group_stickiness, group_funnels: unpartitioned, recomputed from all inputs");
+        }
+        None => {
+            let _ = writeln!(out, "rewrite every partition of every table: full run");
+        }
+    }
+    Status::Ok
+}

@@ -1,0 +1,254 @@
+//! Mixpanel: raw-export events and `/groups` operation bodies (SPEC §4).
+//!
+//! Events are `{"event", "properties": {...}}`. Flattened layouts (JSON Pipelines,
+//! warehouse tables: `event_name`, top-level `distinct_id`, `time`, `insert_id`, group-key
+//! columns) are read too: a field missing from `properties` is looked up at the top level.
+
+use serde_json::{Map, Value};
+
+use super::values::{a_type, epoch_auto_us, epoch_ms_us, group_ids, required_id, type_name, user_id};
+use super::{DedupKey, EventContext, Op, ProfileOp, RawEvent};
+
+/// Keys of a `/groups` body that are metadata, not operators.
+const OP_METADATA: [&str; 12] = [
+    "$token",
+    "$group_key",
+    "$group_id",
+    "$time",
+    "$ignore_time",
+    "$ignore_alias",
+    "$ip",
+    "$mp_metadata",
+    "$distinct_id",
+    "$lib",
+    "$lib_version",
+    "$insert_id",
+];
+
+struct Fields<'a> {
+    props: &'a Map<String, Value>,
+    top: &'a Map<String, Value>,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, names: &[&str]) -> Option<&'a Value> {
+        for n in names {
+            if let Some(v) = self.props.get(*n).filter(|v| !v.is_null()) {
+                return Some(v);
+            }
+        }
+        for n in names {
+            if let Some(v) = self.top.get(*n).filter(|v| !v.is_null()) {
+                return Some(v);
+            }
+        }
+        None
+    }
+}
+
+pub fn event(v: &Value, ctx: &EventContext) -> Result<RawEvent, String> {
+    let Value::Object(top) = v else {
+        return Err(format!("event record is a JSON {}, not an object", type_name(v)));
+    };
+    let name = match top.get("event").or_else(|| top.get("event_name")) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::String(_)) => return Err("`event` is empty".into()),
+        None | Some(Value::Null) => return Err("missing `event`".into()),
+        Some(other) => return Err(format!("`event` has the wrong type ({})", type_name(other))),
+    };
+    let empty = Map::new();
+    let props = match top.get("properties") {
+        Some(Value::Object(p)) => p,
+        None | Some(Value::Null) => &empty,
+        Some(other) => return Err(format!("`properties` has the wrong type ({})", type_name(other))),
+    };
+    let f = Fields { props, top };
+    let time_us = epoch_auto_us(f.get(&["time"]))?.ok_or("missing `properties.time`")?;
+    let ingest_us = epoch_ms_us(f.get(&["mp_processing_time_ms"]))?;
+    let user = user_id("distinct_id", f.get(&["distinct_id"]))?;
+    let insert_id = match f.get(&["$insert_id", "insert_id"]) {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(super::values::number_text(n)),
+        Some(other) => return Err(format!("`$insert_id` has the wrong type ({})", type_name(other))),
+    };
+    let mut groups = Vec::new();
+    let mut ids = Vec::new();
+    for (k, key) in ctx.keys.iter().enumerate() {
+        if let Some(v) = f.get(&[key.as_str()]) {
+            ids.clear();
+            group_ids(v, &mut ids);
+            groups.extend(ids.drain(..).map(|id| (k as u16, id)));
+        }
+    }
+    Ok(RawEvent {
+        name,
+        user,
+        time_us,
+        ingest_us,
+        dedup: DedupKey::NameUserTime(insert_id),
+        groups,
+    })
+}
+
+pub fn profile_op(v: &Value) -> Result<ProfileOp, String> {
+    let Value::Object(obj) = v else {
+        return Err(format!("profile record is a JSON {}, not an object", type_name(v)));
+    };
+    let group_key = match obj.get("$group_key") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::String(_)) => return Err("`$group_key` is empty".into()),
+        None | Some(Value::Null) => return Err("missing `$group_key`".into()),
+        Some(other) => return Err(format!("`$group_key` has the wrong type ({})", type_name(other))),
+    };
+    let group_id = required_id("$group_id", obj.get("$group_id"))?;
+    let time_us = epoch_auto_us(obj.get("$time")).map_err(|e| format!("`$time`: {e}"))?;
+
+    let mut operator: Option<String> = None;
+    for k in obj.keys() {
+        if !k.starts_with('$') || OP_METADATA.contains(&k.as_str()) {
+            continue;
+        }
+        if !matches!(
+            k.as_str(),
+            "$set" | "$set_once" | "$unset" | "$union" | "$remove" | "$delete"
+        ) {
+            return Err(format!("unknown operator `{k}`"));
+        }
+        if let Some(first) = &operator {
+            return Err(format!("two operators in one record (`{first}` and `{k}`)"));
+        }
+        operator = Some(k.clone());
+    }
+    let operator = operator.ok_or("no operator ($set, $set_once, $unset, $union, $remove or $delete)")?;
+    let payload = obj.get(&operator).cloned().unwrap_or(Value::Null);
+    let op = parse_op(&operator, payload)?;
+    Ok(ProfileOp {
+        group_key,
+        group_id,
+        op,
+        time_us,
+        order_us: time_us,
+    })
+}
+
+/// Checks an operator's payload shape (SPEC §5) and builds the [`Op`].
+pub(crate) fn parse_op(operator: &str, payload: Value) -> Result<Op, String> {
+    let shape = |want: &str, got: &Value| format!("`{operator}` payload must be {want}, got {}", a_type(got));
+    match operator {
+        "$set" | "$set_once" => match payload {
+            Value::Object(m) if operator == "$set" => Ok(Op::Set(m)),
+            Value::Object(m) => Ok(Op::SetOnce(m)),
+            other => Err(shape("an object", &other)),
+        },
+        "$unset" => match payload {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s),
+                    other => Err(shape("a list of property names", &other)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Op::Unset),
+            other => Err(shape("a list of property names", &other)),
+        },
+        "$union" => match payload {
+            Value::Object(m) => {
+                if let Some((k, v)) = m.iter().find(|(_, v)| !v.is_array()) {
+                    return Err(format!("`$union` value for `{k}` must be a list, got {}", a_type(v)));
+                }
+                Ok(Op::Union(m))
+            }
+            other => Err(shape("an object of lists", &other)),
+        },
+        "$remove" => match payload {
+            Value::Object(m) => {
+                if let Some((k, _)) = m.iter().find(|(_, v)| v.is_array()) {
+                    return Err(format!("`$remove` value for `{k}` must be a single value, got a list"));
+                }
+                Ok(Op::Remove(m))
+            }
+            other => Err(shape("an object of single values", &other)),
+        },
+        "$delete" => Ok(Op::Delete),
+        other => Err(format!("unknown operator `{other}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ctx_keys() -> Vec<String> {
+        vec!["company_id".into(), "team_id".into()]
+    }
+
+    #[test]
+    fn raw_export_event() {
+        let keys = ctx_keys();
+        let e = event(
+            &json!({"event":"Sign Up","properties":{"time":1704103200,"distinct_id":"u1","$insert_id":"i1",
+                "mp_processing_time_ms":1704103201000i64,"company_id":["acme","acme",7],"team_id":""}}),
+            &EventContext { keys: &keys, columns: None },
+        )
+        .unwrap();
+        assert_eq!(e.name, "Sign Up");
+        assert_eq!(e.user.as_deref(), Some("u1"));
+        assert_eq!(e.time_us, 1_704_103_200_000_000);
+        assert_eq!(e.ingest_us, Some(1_704_103_201_000_000));
+        assert_eq!(e.groups, vec![(0, "acme".to_string()), (0, "7".to_string())]);
+        assert_eq!(e.dedup, DedupKey::NameUserTime(Some("i1".into())));
+    }
+
+    #[test]
+    fn flattened_pipeline_event() {
+        let keys = ctx_keys();
+        let e = event(
+            &json!({"event_name":"x","distinct_id":"u","time":"2024-01-01T10:00:00Z","insert_id":"q",
+                "properties":{"team_id":"t"}}),
+            &EventContext { keys: &keys, columns: None },
+        )
+        .unwrap();
+        assert_eq!(e.groups, vec![(1, "t".to_string())]);
+        assert_eq!(e.dedup, DedupKey::NameUserTime(Some("q".into())));
+    }
+
+    #[test]
+    fn bad_events() {
+        let keys = ctx_keys();
+        let ctx = EventContext { keys: &keys, columns: None };
+        for (v, why) in [
+            (json!([1]), "not an object"),
+            (json!({"properties":{"time":1}}), "missing `event`"),
+            (json!({"event":"a","properties":{"time":"yesterday"}}), "time"),
+            (json!({"event":"a","properties":{}}), "missing `properties.time`"),
+            (json!({"event":"a","properties":{"time":1,"distinct_id":{"x":1}}}), "distinct_id"),
+        ] {
+            let e = event(&v, &ctx).unwrap_err();
+            assert!(e.contains(why), "{e} / {why}");
+        }
+    }
+
+    #[test]
+    fn ops_and_bad_ops() {
+        let op = profile_op(&json!({"$group_key":"company_id","$group_id":42,"$delete":"null","$token":"t","$time":1704103200000i64})).unwrap();
+        assert_eq!(op.group_id, "42");
+        assert_eq!(op.op, Op::Delete);
+        assert_eq!(op.time_us, Some(1_704_103_200_000_000));
+        for (v, why) in [
+            (json!({"$group_key":"k","$group_id":"g","$set":{},"$unset":["a"]}), "two operators"),
+            (json!({"$group_key":"k","$group_id":"g","$add":{"n":1}}), "unknown operator `$add`"),
+            (json!({"$group_key":"k","$group_id":"g","$set":[1]}), "must be an object"),
+            (json!({"$group_key":"k","$group_id":"g","$unset":{"a":1}}), "list of property names"),
+            (json!({"$group_key":"k","$group_id":"g","$union":{"a":1}}), "must be a list"),
+            (json!({"$group_key":"k","$group_id":"g","$remove":{"a":[1]}}), "single value"),
+            (json!({"$group_key":"k","$group_id":"g"}), "no operator"),
+            (json!({"$group_key":"k","$set":{}}), "missing `$group_id`"),
+        ] {
+            let e = profile_op(&v).unwrap_err();
+            assert!(e.contains(why), "{e} / {why}");
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Reading typed values out of JSON: times, group ids, user ids. Shared by every vendor.
+
+use chrono::{DateTime, NaiveDateTime};
+use serde_json::{Number, Value};
+
+/// Epoch values above this are milliseconds, below it seconds (SPEC §4; 1e11 s is the
+/// year 5138, 1e11 ms is 1973).
+const MS_THRESHOLD: f64 = 1e11;
+
+/// Shortest decimal text of a JSON number: `123`, not `123.0`.
+pub fn number_text(n: &Number) -> String {
+    if let Some(i) = n.as_i64() {
+        i.to_string()
+    } else if let Some(u) = n.as_u64() {
+        u.to_string()
+    } else {
+        // f64's Display is the shortest round-tripping text and omits a zero fraction.
+        n.as_f64().map(|f| f.to_string()).unwrap_or_default()
+    }
+}
+
+fn epoch_number_us(f: f64) -> Option<i64> {
+    if !f.is_finite() {
+        return None;
+    }
+    let us = if f.abs() > MS_THRESHOLD { f * 1e3 } else { f * 1e6 };
+    (us.abs() < 9.2e18).then(|| us.round() as i64)
+}
+
+fn integer_epoch_us(i: i64) -> Option<i64> {
+    if (i as f64).abs() > MS_THRESHOLD {
+        i.checked_mul(1000)
+    } else {
+        i.checked_mul(1_000_000)
+    }
+}
+
+/// Parses RFC 3339 text, or a zone-less `YYYY-MM-DD[ T]HH:MM:SS[.f]` taken as UTC.
+pub fn parse_iso_us(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, fmt) {
+            return Some(t.timestamp_micros());
+        }
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    None
+}
+
+/// An event time: epoch seconds, or milliseconds when above 1e11 (number or numeric
+/// text), or an ISO-8601 instant. `Ok(None)` when absent or null.
+pub fn epoch_auto_us(v: Option<&Value>) -> Result<Option<i64>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(i) => integer_epoch_us(i).map(Some).ok_or_else(|| format!("time {i} is out of range")),
+            None => n
+                .as_f64()
+                .and_then(epoch_number_us)
+                .map(Some)
+                .ok_or_else(|| format!("time {n} is out of range")),
+        },
+        Some(Value::String(s)) => {
+            let t = s.trim();
+            if let Ok(i) = t.parse::<i64>() {
+                return integer_epoch_us(i).map(Some).ok_or_else(|| format!("time {i} is out of range"));
+            }
+            if let Ok(f) = t.parse::<f64>() {
+                return epoch_number_us(f).map(Some).ok_or_else(|| format!("time {t:?} is out of range"));
+            }
+            parse_iso_us(t)
+                .map(Some)
+                .ok_or_else(|| format!("time {s:?} is not an epoch number or ISO-8601 instant"))
+        }
+        Some(other) => Err(format!("time has the wrong type ({})", type_name(other))),
+    }
+}
+
+/// Epoch milliseconds (number or numeric text) or an ISO-8601 instant, as µs.
+pub fn epoch_ms_us(v: Option<&Value>) -> Result<Option<i64>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|f| f.is_finite() && f.abs() < 9.2e15)
+            .map(|f| Some((f * 1e3).round() as i64))
+            .ok_or_else(|| format!("millisecond time {n} is out of range")),
+        Some(Value::String(s)) => match s.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() && f.abs() < 9.2e15 => Ok(Some((f * 1e3).round() as i64)),
+            _ => parse_iso_us(s)
+                .map(Some)
+                .ok_or_else(|| format!("time {s:?} is not epoch milliseconds or an ISO-8601 instant")),
+        },
+        Some(other) => Err(format!("time has the wrong type ({})", type_name(other))),
+    }
+}
+
+/// An ISO-8601 instant (PostHog, Segment); numbers are read as epoch s/ms.
+pub fn iso_us(v: Option<&Value>) -> Result<Option<i64>, String> {
+    match v {
+        Some(Value::String(s)) => match parse_iso_us(s) {
+            Some(t) => Ok(Some(t)),
+            None => epoch_auto_us(v),
+        },
+        _ => epoch_auto_us(v),
+    }
+}
+
+/// Group ids carried by one property value (SPEC §4): a non-empty string as it is, a
+/// number as its shortest decimal text, a list one id per element; anything else none.
+/// Appends to `out` without duplicates.
+pub fn group_ids(v: &Value, out: &mut Vec<String>) {
+    fn scalar(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(number_text(n)),
+            _ => None,
+        }
+    }
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                if let Some(id) = scalar(item) {
+                    if !out.contains(&id) {
+                        out.push(id);
+                    }
+                }
+            }
+        }
+        other => {
+            if let Some(id) = scalar(other) {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+    }
+}
+
+/// A user id: non-empty string or number; empty or missing is "no user".
+pub fn user_id(field: &str, v: Option<&Value>) -> Result<Option<String>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(number_text(n))),
+        Some(other) => Err(format!("`{field}` has the wrong type ({})", type_name(other))),
+    }
+}
+
+/// A group id of a profile operation: non-empty string or number.
+pub fn required_id(field: &str, v: Option<&Value>) -> Result<String, String> {
+    match v {
+        None | Some(Value::Null) => Err(format!("missing `{field}`")),
+        Some(Value::String(s)) if s.is_empty() => Err(format!("`{field}` is empty")),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(number_text(n)),
+        Some(other) => Err(format!("`{field}` has the wrong type ({})", type_name(other))),
+    }
+}
+
+/// "an object", "a list", ...: for messages that read as English.
+pub fn a_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn seconds_and_milliseconds() {
+        let s = epoch_auto_us(Some(&json!(1_704_103_200))).unwrap();
+        let ms = epoch_auto_us(Some(&json!(1_704_103_200_000i64))).unwrap();
+        let f = epoch_auto_us(Some(&json!(1_704_103_200.5))).unwrap();
+        let text = epoch_auto_us(Some(&json!("1704103200"))).unwrap();
+        let iso = epoch_auto_us(Some(&json!("2024-01-01T10:00:00Z"))).unwrap();
+        assert_eq!(s, Some(1_704_103_200_000_000));
+        assert_eq!(ms, s);
+        assert_eq!(text, s);
+        assert_eq!(iso, s);
+        assert_eq!(f, Some(1_704_103_200_500_000));
+        assert!(epoch_auto_us(Some(&json!("yesterday"))).is_err());
+        assert!(epoch_auto_us(Some(&json!(true))).is_err());
+    }
+
+    #[test]
+    fn ids_from_scalars_and_lists() {
+        let mut out = Vec::new();
+        group_ids(&json!(["acme", "acme", 1042, 1042.0, "", null, true, {"a":1}, "1042"]), &mut out);
+        assert_eq!(out, ["acme", "1042"]);
+        out.clear();
+        group_ids(&json!(12.5), &mut out);
+        group_ids(&json!(""), &mut out);
+        group_ids(&json!(false), &mut out);
+        assert_eq!(out, ["12.5"]);
+    }
+}

@@ -1,0 +1,42 @@
+//! Newline-delimited JSON (JSON-lines): one record per non-blank line.
+
+use std::io::BufRead;
+
+use super::{Position, Record, SourceError, Unreadable};
+
+/// Longest raw text kept for a rejects file entry.
+pub(crate) const RAW_LIMIT: usize = 2048;
+
+pub(crate) fn truncate_raw(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(RAW_LIMIT)]);
+    s.into_owned()
+}
+
+pub(super) fn read(path: &str, mut r: Box<dyn BufRead + Send>, each: &mut dyn FnMut(Record)) -> Result<(), SourceError> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut line = 0u64;
+    loop {
+        buf.clear();
+        let n = r.read_until(b'\n', &mut buf).map_err(|source| SourceError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+        if n == 0 {
+            return Ok(());
+        }
+        line += 1;
+        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let value = serde_json::from_slice(text).map_err(|e| Unreadable {
+            reason: format!("not valid JSON: {e}"),
+            raw: truncate_raw(text),
+        });
+        each(Record {
+            pos: Position::Line(line),
+            value,
+        });
+    }
+}

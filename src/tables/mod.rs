@@ -1,0 +1,157 @@
+//! Output tables (SPEC §6), computed from the attributed activity and the folded profiles.
+//!
+//! Every table is built as a [`Table`]: named, typed columns in a fixed row order, so that
+//! the sinks can write Parquet or CSV without knowing what the table means, and reruns on
+//! the same input give byte-identical files.
+
+pub mod active;
+pub mod daily;
+pub mod funnels;
+pub mod lifecycle;
+pub mod profiles;
+pub mod retention;
+pub mod stickiness;
+
+use crate::calendar::Day;
+use crate::intern::{Interner, Sym};
+
+/// One attributed (event, group key, group id): the unit every behaviour table counts.
+///
+/// An event attributed to three groups yields three hits. Hits handed to the tables are
+/// sorted by (`key`, `group`, `time_us`, `event`, `user`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Hit {
+    /// Index into [`Activity::keys`].
+    pub key: u16,
+    /// Group id, interned in [`Activity::groups`].
+    pub group: Sym,
+    /// Event time, UTC microseconds.
+    pub time_us: i64,
+    /// Event name, interned in [`Activity::events`].
+    pub event: Sym,
+    /// User id interned in [`Activity::users`], or [`crate::intern::NO_USER`].
+    pub user: Sym,
+    /// Civil date of `time_us` in the job's timezone.
+    pub day: Day,
+}
+
+/// Everything the activity tables are computed from.
+pub struct Activity {
+    /// Group key names, in job-file order.
+    pub keys: Vec<String>,
+    pub groups: Interner,
+    pub events: Interner,
+    pub users: Interner,
+    /// Sorted as documented on [`Hit`].
+    pub hits: Vec<Hit>,
+}
+
+impl Activity {
+    /// The hits of each (key, group), in time order.
+    pub fn by_group(&self) -> impl Iterator<Item = &[Hit]> {
+        self.hits.chunk_by(|a, b| a.key == b.key && a.group == b.group)
+    }
+
+    /// The sorted, distinct (key, group, day) triples: who was active when.
+    pub fn active_days(&self) -> Vec<(u16, Sym, Day)> {
+        let mut v: Vec<(u16, Sym, Day)> = self.hits.iter().map(|h| (h.key, h.group, h.day)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+pub(crate) use lifecycle::{key_ranks, per_key};
+
+/// Rank of every interned string in byte order, so rows can be sorted by integer.
+pub(crate) fn sym_ranks(strings: &Interner) -> Vec<u32> {
+    let mut order: Vec<Sym> = (0..strings.len() as Sym).collect();
+    order.sort_unstable_by(|&a, &b| strings.resolve(a).cmp(strings.resolve(b)));
+    let mut rank = vec![0u32; strings.len()];
+    for (r, &s) in order.iter().enumerate() {
+        rank[s as usize] = r as u32;
+    }
+    rank
+}
+
+/// Typed values of one column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    Utf8(Vec<String>),
+    Int64(Vec<i64>),
+    /// Days since 1970-01-01 (Arrow `Date32`).
+    Date(Vec<Day>),
+    /// UTC microseconds (Arrow `Timestamp(µs, "UTC")`), nullable.
+    TimestampUs(Vec<Option<i64>>),
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::Utf8(v) => v.len(),
+            Values::Int64(v) => v.len(),
+            Values::Date(v) => v.len(),
+            Values::TimestampUs(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: &'static str,
+    pub values: Values,
+}
+
+/// A finished output table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    pub name: &'static str,
+    /// Name of the `Date` column the table is Hive-partitioned by (`date`), if any. Rows
+    /// are sorted by it so that each partition is one contiguous run.
+    pub partition_by: Option<&'static str>,
+    pub columns: Vec<Column>,
+}
+
+impl Table {
+    pub fn num_rows(&self) -> usize {
+        self.columns.first().map_or(0, |c| c.values.len())
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Values> {
+        self.columns.iter().find(|c| c.name == name).map(|c| &c.values)
+    }
+}
+
+/// Column builder shared by the table modules: push rows, get a [`Table`].
+#[derive(Default)]
+pub(crate) struct Cols(Vec<Column>);
+
+impl Cols {
+    pub(crate) fn new() -> Self {
+        Cols(Vec::new())
+    }
+    pub(crate) fn utf8(mut self, name: &'static str, v: Vec<String>) -> Self {
+        self.0.push(Column { name, values: Values::Utf8(v) });
+        self
+    }
+    pub(crate) fn int64(mut self, name: &'static str, v: Vec<i64>) -> Self {
+        self.0.push(Column { name, values: Values::Int64(v) });
+        self
+    }
+    pub(crate) fn date(mut self, name: &'static str, v: Vec<Day>) -> Self {
+        self.0.push(Column { name, values: Values::Date(v) });
+        self
+    }
+    pub(crate) fn ts(mut self, name: &'static str, v: Vec<Option<i64>>) -> Self {
+        self.0.push(Column { name, values: Values::TimestampUs(v) });
+        self
+    }
+    pub(crate) fn table(self, name: &'static str, partition_by: Option<&'static str>) -> Table {
+        debug_assert!(self.0.windows(2).all(|w| w[0].values.len() == w[1].values.len()));
+        Table { name, partition_by, columns: self.0 }
+    }
+}

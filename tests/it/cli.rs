@@ -1,0 +1,185 @@
+//! The binary as users run it: exit codes, stderr's first line, rejects on disk.
+
+use std::path::Path;
+
+use crate::common::{data_files, groupetl, read_table, repo};
+use crate::golden::quickstart_job;
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+const JOB: &str = r#"version = 1
+name = "cli"
+[events]
+format = "mixpanel"
+paths = ["EVENTS"]
+[[group_keys]]
+key = "company_id"
+[output]
+path = "OUT"
+"#;
+
+fn job(dir: &Path, events: &str) -> String {
+    let text = JOB
+        .replace("EVENTS", events)
+        .replace("OUT", dir.join("out").to_str().unwrap());
+    write(dir, "job.toml", &text)
+}
+
+#[test]
+fn validate_accepts_the_quickstart_job() {
+    let o = groupetl(&repo(), &["validate", "jobs/quickstart.toml"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.starts_with("✓ job file jobs/quickstart.toml"), "{}", o.stdout);
+    assert!(o.stdout.contains("✓ events: 9 files"), "{}", o.stdout);
+    assert!(!repo().join("out/validate-should-not-write").exists());
+}
+
+#[test]
+fn validate_names_file_line_column_of_unknown_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "bad.toml", &JOB.replace("[output]\n", "[output]\nformt = \"csv\"\n"));
+    let o = groupetl(dir.path(), &["validate", &p]);
+    assert_eq!(o.code, 2);
+    let first = o.stderr.lines().next().unwrap();
+    assert!(first.starts_with("error: invalid job file"), "{}", o.stderr);
+    assert!(o.stderr.contains("bad.toml:9:1: in `[output]`: unknown field `formt`"), "{}", o.stderr);
+}
+
+#[test]
+fn validate_reports_every_semantic_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = JOB.replace("version = 1", "version = 2\ntimezone = \"Nowhere/Land\"")
+        + "[[funnels]]\nname = \"f\"\ngroup_key = \"team_id\"\nsteps = [\"a\"]\nwindow_days = 0\n";
+    let p = write(dir.path(), "bad.toml", &text);
+    let o = groupetl(dir.path(), &["validate", &p]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.lines().next().unwrap().contains("(4 problems)"), "{}", o.stderr);
+    for want in ["`version`", "`timezone`", "`funnels[0].group_key`", "`funnels[0].window_days`"] {
+        assert!(o.stderr.contains(want), "missing {want}: {}", o.stderr);
+    }
+}
+
+#[test]
+fn missing_environment_variable_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "env.toml", &JOB.replace("EVENTS", "${GROUPETL_TEST_UNSET_VAR}/x.ndjson"));
+    let o = groupetl(dir.path(), &["validate", &p]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("environment variable `GROUPETL_TEST_UNSET_VAR` is not set"), "{}", o.stderr);
+}
+
+#[test]
+fn missing_input_fails_validate_and_run_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = job(dir.path(), &format!("{}/nothing/*.ndjson", dir.path().display()));
+    let o = groupetl(dir.path(), &["validate", &p]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(o.stdout.contains("✗ events: input"), "{}", o.stdout);
+    let o = groupetl(dir.path(), &["run", &p]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.starts_with("error: run of job `cli` failed: input"), "{}", o.stderr);
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn bad_invocations_exit_2() {
+    let o = groupetl(&repo(), &["run", "jobs/quickstart.toml", "--from", "2024-01-01"]);
+    assert_eq!(o.code, 2);
+    let o = groupetl(&repo(), &["run", "jobs/quickstart.toml", "--from", "2024-02-01", "--to", "2024-01-01"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.starts_with("error: --from 2024-02-01 is after --to 2024-01-01"), "{}", o.stderr);
+    let o = groupetl(&repo(), &["frobnicate"]);
+    assert_eq!(o.code, 2);
+    let o = groupetl(&repo(), &["run", "no/such/job.toml"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.starts_with("error: cannot read job file `no/such/job.toml`"), "{}", o.stderr);
+}
+
+#[test]
+fn rejects_are_written_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = write(
+        dir.path(),
+        "e.ndjson",
+        concat!(
+            "{\"event\":\"a\",\"properties\":{\"time\":1704103200,\"distinct_id\":\"u\",\"company_id\":\"c\"}}\n",
+            "{not json\n",
+            "\n",
+            "{\"event\":\"a\",\"properties\":{\"time\":\"soon\",\"company_id\":\"c\"}}\n",
+            "{\"event\":\"b\",\"properties\":{\"time\":1704103300,\"distinct_id\":\"v\",\"company_id\":\"c\"}}\n",
+        ),
+    );
+    let p = job(dir.path(), &events);
+    let o = groupetl(dir.path(), &["run", &p, "--format", "json"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let summary: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    assert_eq!(summary["rejects"]["count"], 2);
+    assert_eq!(summary["events"]["read"], 2);
+    let path = summary["rejects"]["path"].as_str().unwrap();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["line"], 2);
+    assert_eq!(lines[0]["file"], events.as_str());
+    assert!(lines[0]["reason"].as_str().unwrap().starts_with("not valid JSON"));
+    assert_eq!(lines[1]["line"], 4);
+    assert!(lines[1]["reason"].as_str().unwrap().contains("\"soon\""));
+    assert_eq!(
+        read_table(&dir.path().join("out"), "group_daily"),
+        ["date=2024-01-01 | group_key=company_id | group_id=c | events=2 | users=2"]
+    );
+}
+
+#[test]
+fn max_rejects_fails_the_run_and_keeps_previous_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let job_path = write(dir.path(), "q.toml", &quickstart_job(&out, "parquet"));
+    let o = groupetl(&repo(), &["run", &job_path]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let before: Vec<_> = data_files(&out, "group_daily")
+        .into_iter()
+        .map(|(p, _)| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    assert!(!before.is_empty());
+
+    let o = groupetl(&repo(), &["run", &job_path, "--max-rejects", "3"]);
+    assert_eq!(o.code, 1);
+    let first = o.stderr.lines().next().unwrap();
+    assert!(first.contains("bad records, more than --max-rejects 3; nothing was written"), "{first}");
+    let after: Vec<_> = data_files(&out, "group_daily")
+        .into_iter()
+        .map(|(p, _)| (p.clone(), std::fs::read(&p).unwrap()))
+        .collect();
+    assert_eq!(before, after);
+
+    // Within the limit the run succeeds.
+    let o = groupetl(&repo(), &["run", &job_path, "--max-rejects", "1000"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}
+
+#[test]
+fn backfill_rewrites_only_its_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let job_path = write(dir.path(), "q.toml", &quickstart_job(&out, "parquet"));
+    assert_eq!(groupetl(&repo(), &["run", &job_path]).code, 0);
+    // Plant a marker partition outside the range and one inside it.
+    let outside = out.join("group_daily/date=2023-06-01");
+    let inside = out.join("group_daily/date=2024-01-02");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("part-0.parquet"), b"marker").unwrap();
+    let inside_before = std::fs::read(inside.join("part-0.parquet")).unwrap();
+    std::fs::write(inside.join("part-0.parquet"), b"stale").unwrap();
+    let o = groupetl(&repo(), &["run", &job_path, "--from", "2024-01-01", "--to", "2024-01-03"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(std::fs::read(outside.join("part-0.parquet")).unwrap(), b"marker");
+    assert_eq!(std::fs::read(inside.join("part-0.parquet")).unwrap(), inside_before);
+}

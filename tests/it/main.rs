@@ -1,0 +1,7 @@
+//! The integration tests: one binary (`autotests = false`), one module per concern.
+
+mod cli;
+mod common;
+mod formats;
+mod golden;
+mod model;
