@@ -121,11 +121,7 @@ fn main() -> Result<()> {
             dup_rate,
             zipf,
         } => {
-            let threads = threads.unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(4)
-            });
+            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4));
             bench::run(bench::Cfg {
                 out,
                 events,
@@ -210,9 +206,7 @@ fn obj(kv: Vec<(&str, J)>) -> J {
 /// `YYYY-MM-DD` of day `d` counted from 2024-01-01.
 fn date_str(d: i64) -> String {
     let base = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("valid date");
-    (base + chrono::Days::new(d as u64))
-        .format("%Y-%m-%d")
-        .to_string()
+    (base + chrono::Days::new(d as u64)).format("%Y-%m-%d").to_string()
 }
 
 fn gz_writer(path: &Path) -> Result<GzEncoder<BufWriter<File>>> {
@@ -397,25 +391,13 @@ mod sample {
             self.push_at(day, name, user, time, ts_ms, clean)
         }
 
-        fn push_at(
-            &mut self,
-            day: usize,
-            name: &str,
-            user: usize,
-            time: J,
-            ts_ms: i64,
-            clean: bool,
-        ) -> usize {
+        fn push_at(&mut self, day: usize, name: &str, user: usize, time: J, ts_ms: i64, clean: bool) -> usize {
             let u = &self.users[user];
             let co = u.co;
             let did = u.id.clone();
             let team = u.team.clone();
             let (browser, os) = (u.browser, u.os);
-            let team = if self.rng.random_bool(0.5) {
-                Some(team)
-            } else {
-                None
-            };
+            let team = if self.rng.random_bool(0.5) { Some(team) } else { None };
             let insert_id = self.insert_id();
             let proc_ms = ts_ms + self.rng.random_range(500..90_000);
             let mut extra: Vec<(String, J)> = vec![
@@ -467,9 +449,7 @@ mod sample {
         }
 
         fn co_users(&self, co: usize) -> Vec<usize> {
-            (0..self.users.len())
-                .filter(|&u| self.users[u].co == co)
-                .collect()
+            (0..self.users.len()).filter(|&u| self.users[u].co == co).collect()
         }
 
         /// Picks `n` distinct indices among events satisfying `f`, in a random order.
@@ -747,14 +727,7 @@ mod sample {
         let s = DAY0 + 10 * DAY_S;
         g.push_at(10, VIEW, acme_u, J::Int(s), s * 1000, true);
         let s = DAY0 + 16 * DAY_S + DAY_S - 1;
-        g.push_at(
-            16,
-            VIEW,
-            globex_u,
-            J::Float(s as f64 + 0.5),
-            s * 1000 + 500,
-            true,
-        );
+        g.push_at(16, VIEW, globex_u, J::Float(s as f64 + 0.5), s * 1000 + 500, true);
 
         // $groupidentify (excluded by default): hooli before it is active, initech after churn
         for (c, d) in [(HOOLI, 31usize), (INITECH, 50), (ACME, 5)] {
@@ -762,19 +735,13 @@ mod sample {
             let t = g.tod();
             let i = g.push(d, GROUPIDENTIFY, u, t, true);
             let gid = g.cos[c].id.clone();
-            g.evs[i].extra = vec![
-                ("$group_key".into(), js("company_id")),
-                ("$group_id".into(), gid),
-            ];
+            g.evs[i].extra = vec![("$group_key".into(), js("company_id")), ("$group_id".into(), gid)];
         }
 
         // late ingestion around team_id's effective_from (2024-01-20): event time 01-17..01-19,
         // mp_processing_time_ms on 01-20..01-21
         let late = g.pick(8, |e| {
-            !e.clean
-                && (16..=18).contains(&e.day)
-                && e.team.is_some()
-                && matches!(e.canon, Some(ACME) | Some(GLOBEX))
+            !e.clean && (16..=18).contains(&e.day) && e.team.is_some() && matches!(e.canon, Some(ACME) | Some(GLOBEX))
         });
         let mut late_ids = Vec::new();
         for i in late {
@@ -833,9 +800,7 @@ mod sample {
         }
 
         // empty distinct_id: counted as events, not users
-        for i in g.pick(8, |e| {
-            !e.clean && matches!(e.canon, Some(ACME) | Some(GLOBEX))
-        }) {
+        for i in g.pick(8, |e| !e.clean && matches!(e.canon, Some(ACME) | Some(GLOBEX))) {
             g.evs[i].did = String::new();
             g.evs[i].clean = true;
         }
@@ -866,10 +831,7 @@ mod sample {
         ];
         let mut used = vec![false; g.evs.len()];
         for (kind, n) in plan {
-            let other = matches!(
-                kind,
-                DupKind::LaterOtherCompany | DupKind::EarlierOtherCompany
-            );
+            let other = matches!(kind, DupKind::LaterOtherCompany | DupKind::EarlierOtherCompany);
             let picked = {
                 let used = &used;
                 let mut idx: Vec<usize> = (0..g.evs.len())
@@ -889,11 +851,7 @@ mod sample {
             for i in picked {
                 used[i] = true;
                 let week = g.evs[i].day / 7;
-                let orig_company = g.evs[i]
-                    .company
-                    .as_ref()
-                    .map(|c| c.text())
-                    .unwrap_or_default();
+                let orig_company = g.evs[i].company.as_ref().map(|c| c.text()).unwrap_or_default();
                 let mut e = g.evs[i].clone();
                 match kind {
                     DupKind::Exact | DupKind::SameFileExact => {}
@@ -902,25 +860,19 @@ mod sample {
                     }
                     DupKind::LaterOtherCompany | DupKind::EarlierOtherCompany => {
                         let cur = g.evs[i].canon.expect("canonical");
-                        let others: Vec<usize> =
-                            other_pool.iter().copied().filter(|&c| c != cur).collect();
+                        let others: Vec<usize> = other_pool.iter().copied().filter(|&c| c != cur).collect();
                         let to = others[g.rng.random_range(0..others.len())];
                         e.company = Some(g.cos[to].id.clone());
                         if kind == DupKind::LaterOtherCompany {
                             e.proc_ms += g.rng.random_range(3_600_000..72 * 3_600_000);
                         } else {
                             // the original was ingested later than this re-delivered copy
-                            g.evs[i].proc_ms =
-                                g.evs[i].ts_ms + g.rng.random_range(120_000..600_000);
+                            g.evs[i].proc_ms = g.evs[i].ts_ms + g.rng.random_range(120_000..600_000);
                             e.proc_ms = g.evs[i].ts_ms + g.rng.random_range(1_000..5_000);
                         }
                     }
                 }
-                let file = if kind == DupKind::SameFileExact {
-                    week
-                } else {
-                    week + 1
-                };
+                let file = if kind == DupKind::SameFileExact { week } else { week + 1 };
                 if matches!(kind, DupKind::Exact | DupKind::SameFileExact) {
                     e = g.evs[i].clone(); // byte-identical to the (possibly adjusted) original
                 }
@@ -1053,8 +1005,7 @@ mod sample {
                     write_ndjson(&path, buf.as_bytes())?;
                 }
                 7 => {
-                    let (ev, pr): (Vec<String>, Vec<String>) =
-                        lines.iter().map(|l| split_record(&l.text)).unzip();
+                    let (ev, pr): (Vec<String>, Vec<String>) = lines.iter().map(|l| split_record(&l.text)).unzip();
                     let schema = Arc::new(Schema::new(vec![
                         Field::new("event", DataType::Utf8, false),
                         Field::new("properties", DataType::Utf8, false),
@@ -1066,9 +1017,7 @@ mod sample {
                             Arc::new(StringArray::from(pr)) as ArrayRef,
                         ],
                     )?;
-                    let props = WriterProperties::builder()
-                        .set_compression(Compression::SNAPPY)
-                        .build();
+                    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
                     let mut wr = ArrowWriter::try_new(File::create(&path)?, schema, Some(props))?;
                     wr.write(&batch)?;
                     wr.close()?;
@@ -1085,11 +1034,7 @@ mod sample {
                     wr.flush()?;
                 }
             }
-            written.push((
-                format!("mixpanel/events/{name}"),
-                lines.len(),
-                file_size(&path),
-            ));
+            written.push((format!("mixpanel/events/{name}"), lines.len(), file_size(&path)));
         }
 
         // group-profile operations
@@ -1102,11 +1047,7 @@ mod sample {
                 buf.push('\n');
             }
             fs::write(&path, buf)?;
-            written.push((
-                format!("mixpanel/groups/{name}"),
-                lines.len(),
-                file_size(&path),
-            ));
+            written.push((format!("mixpanel/groups/{name}"), lines.len(), file_size(&path)));
         }
 
         // README
@@ -1231,10 +1172,7 @@ mod sample {
         p("| file | records (lines/rows) | bytes |");
         p("|---|---|---|");
         for (f, n, b) in written {
-            p(&format!(
-                "| `mixpanel/{}` | {n} | {b} |",
-                &f["mixpanel/".len()..]
-            ));
+            p(&format!("| `mixpanel/{}` | {n} | {b} |", &f["mixpanel/".len()..]));
         }
         p("");
         p("Events: Mixpanel raw-export records `{\"event\", \"properties\": {\"time\", \"distinct_id\", \"$insert_id\", \"mp_processing_time_ms\", \"company_id\", \"team_id\", ...}}`, one file per week (weeks start Monday), 2024-01-01 .. 2024-02-29 UTC. \
@@ -1307,12 +1245,7 @@ mod sample {
         p("|---|---|---|---|---|---|");
         let mut moved: Vec<&Dup> = dups
             .iter()
-            .filter(|d| {
-                matches!(
-                    d.kind,
-                    DupKind::LaterOtherCompany | DupKind::EarlierOtherCompany
-                )
-            })
+            .filter(|d| matches!(d.kind, DupKind::LaterOtherCompany | DupKind::EarlierOtherCompany))
             .collect();
         moved.sort_by_key(|d| (d.ev.ts_ms, d.ev.seq));
         for d in moved {
@@ -1385,9 +1318,7 @@ mod ops {
     }
 
     fn op(gk: &str, gid: &str, op: &str, payload: &str, t: T) -> String {
-        let mut s = format!(
-            "{{\"$token\":\"t\",\"$group_key\":\"{gk}\",\"$group_id\":{gid},\"{op}\":{payload}"
-        );
+        let mut s = format!("{{\"$token\":\"t\",\"$group_key\":\"{gk}\",\"$group_id\":{gid},\"{op}\":{payload}");
         match t {
             T::S(x) => s.push_str(&format!(",\"$time\":{x}")),
             T::F(x, ms) => s.push_str(&format!(",\"$time\":{x}.{ms:03}")),
@@ -1489,13 +1420,7 @@ mod ops {
         );
         good(
             &mut a,
-            op(
-                c,
-                &q("2077"),
-                "$set",
-                r#"{"plan":"starter","seats":3}"#,
-                T::None,
-            ),
+            op(c, &q("2077"), "$set", r#"{"plan":"starter","seats":3}"#, T::None),
         );
         good(
             &mut a,
@@ -1519,43 +1444,19 @@ mod ops {
         );
         good(
             &mut a,
-            op(
-                c,
-                &q("globex"),
-                "$set",
-                r#"{"flags":[1,2]}"#,
-                T::S(at(4, 11, 0)),
-            ),
+            op(c, &q("globex"), "$set", r#"{"flags":[1,2]}"#, T::S(at(4, 11, 0))),
         );
         good(
             &mut a,
-            op(
-                c,
-                &q("globex"),
-                "$union",
-                r#"{"flags":["1",2,3]}"#,
-                T::S(at(5, 11, 0)),
-            ),
+            op(c, &q("globex"), "$union", r#"{"flags":["1",2,3]}"#, T::S(at(5, 11, 0))),
         );
         good(
             &mut a,
-            op(
-                c,
-                &q("acme"),
-                "$union",
-                r#"{"plan":["enterprise"]}"#,
-                T::S(at(7, 9, 0)),
-            ),
+            op(c, &q("acme"), "$union", r#"{"plan":["enterprise"]}"#, T::S(at(7, 9, 0))),
         );
         good(
             &mut a,
-            op(
-                c,
-                &q("acme"),
-                "$remove",
-                r#"{"tags":"beta"}"#,
-                T::S(at(8, 9, 0)),
-            ),
+            op(c, &q("acme"), "$remove", r#"{"tags":"beta"}"#, T::S(at(8, 9, 0))),
         );
         good(
             &mut a,
@@ -1570,13 +1471,7 @@ mod ops {
         bad(&mut a, format!("{{\"$token\":\"t\",\"$group_key\":\"{c}\",\"$group_id\":\"acme\",\"$set\":{{\"seats\":26}},\"$unset\":[\"industry\"],\"$time\":{}}}", at(8, 10, 0)), "two operators (`$set` and `$unset`) in one record");
         good(
             &mut a,
-            op(
-                c,
-                &q("acme"),
-                "$remove",
-                r#"{"plan":"pro"}"#,
-                T::S(at(9, 9, 0)),
-            ),
+            op(c, &q("acme"), "$remove", r#"{"plan":"pro"}"#, T::S(at(9, 9, 0))),
         );
         good(
             &mut a,
@@ -1605,90 +1500,36 @@ mod ops {
         );
         good(
             &mut a,
-            op(
-                c,
-                &q("acme"),
-                "$set",
-                r#"{"seats":30}"#,
-                T::Ms(at(19, 16, 0)),
-            ),
+            op(c, &q("acme"), "$set", r#"{"seats":30}"#, T::Ms(at(19, 16, 0))),
+        );
+        good(&mut a, op(c, &q("initech"), "$delete", r#""""#, T::S(at(24, 9, 0))));
+        good(&mut a, op(c, &q("umbrella"), "$delete", "null", T::S(at(28, 9, 0))));
+        good(&mut a, op(c, &q("stark"), "$delete", r#""null""#, T::S(at(31, 9, 0))));
+        good(
+            &mut a,
+            op(c, &q("umbrella"), "$unset", r#"["plan"]"#, T::S(at(31, 10, 0))),
         );
         good(
             &mut a,
-            op(c, &q("initech"), "$delete", r#""""#, T::S(at(24, 9, 0))),
+            op(c, &q("ghost-co"), "$unset", r#"["plan"]"#, T::S(at(32, 9, 0))),
         );
         good(
             &mut a,
-            op(c, &q("umbrella"), "$delete", "null", T::S(at(28, 9, 0))),
+            op(c, &q("ghost-co"), "$remove", r#"{"tags":"x"}"#, T::S(at(32, 9, 1))),
         );
-        good(
-            &mut a,
-            op(c, &q("stark"), "$delete", r#""null""#, T::S(at(31, 9, 0))),
-        );
-        good(
-            &mut a,
-            op(
-                c,
-                &q("umbrella"),
-                "$unset",
-                r#"["plan"]"#,
-                T::S(at(31, 10, 0)),
-            ),
-        );
-        good(
-            &mut a,
-            op(
-                c,
-                &q("ghost-co"),
-                "$unset",
-                r#"["plan"]"#,
-                T::S(at(32, 9, 0)),
-            ),
-        );
-        good(
-            &mut a,
-            op(
-                c,
-                &q("ghost-co"),
-                "$remove",
-                r#"{"tags":"x"}"#,
-                T::S(at(32, 9, 1)),
-            ),
-        );
-        good(
-            &mut a,
-            op(c, &q("phantom"), "$delete", r#""""#, T::S(at(33, 9, 0))),
-        );
+        good(&mut a, op(c, &q("phantom"), "$delete", r#""""#, T::S(at(33, 9, 0))));
         bad(
             &mut a,
-            op(
-                c,
-                &q("globex"),
-                "$unset",
-                r#"{"plan":1}"#,
-                T::S(at(34, 9, 0)),
-            ),
+            op(c, &q("globex"), "$unset", r#"{"plan":1}"#, T::S(at(34, 9, 0))),
             "`$unset` with an object payload",
         );
         good(
             &mut a,
-            op(
-                c,
-                &q("stark"),
-                "$union",
-                r#"{"tags":["relaunch"]}"#,
-                T::S(at(35, 9, 0)),
-            ),
+            op(c, &q("stark"), "$union", r#"{"tags":["relaunch"]}"#, T::S(at(35, 9, 0))),
         );
         good(
             &mut a,
-            op(
-                c,
-                &q("2077"),
-                "$union",
-                r#"{"tags":["smb"]}"#,
-                T::S(at(38, 9, 0)),
-            ),
+            op(c, &q("2077"), "$union", r#"{"tags":["smb"]}"#, T::S(at(38, 9, 0))),
         );
         good(
             &mut a,
@@ -1732,23 +1573,11 @@ mod ops {
         );
         good(
             &mut a,
-            op(
-                c,
-                &q("acme"),
-                "$set",
-                r#"{"plan":"enterprise"}"#,
-                T::S(at(55, 9, 0)),
-            ),
+            op(c, &q("acme"), "$set", r#"{"plan":"enterprise"}"#, T::S(at(55, 9, 0))),
         );
         good(
             &mut a,
-            op(
-                c,
-                &q("acme"),
-                "$set",
-                r#"{"plan":"business"}"#,
-                T::S(at(52, 9, 0)),
-            ),
+            op(c, &q("acme"), "$set", r#"{"plan":"business"}"#, T::S(at(52, 9, 0))),
         );
 
         // ops-2.ndjson: team ops and a late globex op; sorts before ops.ndjson by path
@@ -1833,13 +1662,7 @@ mod ops {
         );
         good(
             &mut b,
-            op(
-                t,
-                &q("acme-sales"),
-                "$unset",
-                r#"["lead"]"#,
-                T::S(at(21, 10, 0)),
-            ),
+            op(t, &q("acme-sales"), "$unset", r#"["lead"]"#, T::S(at(21, 10, 0))),
         );
         good(
             &mut b,
@@ -1851,12 +1674,11 @@ mod ops {
                 T::None,
             ),
         );
-        good(
-            &mut b,
-            op(t, &q("globex-mkt"), "$delete", r#""""#, T::S(at(30, 10, 0))),
-        );
+        good(&mut b, op(t, &q("globex-mkt"), "$delete", r#""""#, T::S(at(30, 10, 0))));
         b.push(OpLine {
-            text: format!("{{\"$token\":\"t\",\"$group_key\":\"{t}\",\"$group_id\":\"hooli-eng\",\"$set\":{{\"name\":\"Hooli Eng"),
+            text: format!(
+                "{{\"$token\":\"t\",\"$group_key\":\"{t}\",\"$group_id\":\"hooli-eng\",\"$set\":{{\"name\":\"Hooli Eng"
+            ),
             note: Some("unparseable JSON (truncated line)".to_string()),
         });
         good(
@@ -1871,13 +1693,7 @@ mod ops {
         );
         good(
             &mut b,
-            op(
-                c,
-                &q("globex"),
-                "$set",
-                r#"{"plan":"enterprise"}"#,
-                T::S(at(50, 12, 0)),
-            ),
+            op(c, &q("globex"), "$set", r#"{"plan":"enterprise"}"#, T::S(at(50, 12, 0))),
         );
         (a, b)
     }
@@ -1921,8 +1737,7 @@ mod bench {
     const BROWSERS: [&str; 4] = ["Chrome", "Firefox", "Safari", "Edge"];
     /// relative activity per UTC hour (integers so the split is platform independent)
     const HOURLY: [u64; 24] = [
-        20, 15, 12, 10, 10, 12, 20, 35, 55, 75, 90, 100, 100, 100, 100, 95, 90, 80, 65, 55, 45, 40,
-        32, 25,
+        20, 15, 12, 10, 10, 12, 20, 35, 55, 75, 90, 100, 100, 100, 100, 95, 90, 80, 65, 55, 45, 40, 32, 25,
     ];
     const CHUNK: u64 = 200_000;
 
@@ -2021,12 +1836,7 @@ mod bench {
     pub fn run(cfg: Cfg) -> Result<()> {
         let mut want_parquet = false;
         let mut want_ndjson = false;
-        for f in cfg
-            .formats
-            .split(',')
-            .map(str::trim)
-            .filter(|f| !f.is_empty())
-        {
+        for f in cfg.formats.split(',').map(str::trim).filter(|f| !f.is_empty()) {
             match f {
                 "parquet" => want_parquet = true,
                 "ndjson.gz" | "ndjson" | "jsonl.gz" => want_ndjson = true,
@@ -2118,14 +1928,8 @@ mod bench {
         let mut rng = StdRng::seed_from_u64(mix_seed(cfg.seed, 1, day as u64));
         let date = date_str(day as i64);
         let day_start = DAY0 + day as i64 * DAY_S;
-        let pq_path = cfg
-            .out
-            .join("parquet")
-            .join(format!("events-{date}.parquet"));
-        let nd_path = cfg
-            .out
-            .join("ndjson")
-            .join(format!("events-{date}.ndjson.gz"));
+        let pq_path = cfg.out.join("parquet").join(format!("events-{date}.parquet"));
+        let nd_path = cfg.out.join("ndjson").join(format!("events-{date}.ndjson.gz"));
         let schema = schema();
         let mut pq = if want_parquet {
             let props = WriterProperties::builder()
@@ -2142,11 +1946,7 @@ mod bench {
         } else {
             None
         };
-        let mut nd = if want_ndjson {
-            Some(gz_writer(&nd_path)?)
-        } else {
-            None
-        };
+        let mut nd = if want_ndjson { Some(gz_writer(&nd_path)?) } else { None };
 
         // time slices: at least one per hour, at most CHUNK events each
         let per_hour = split_exact(n_day, &HOURLY);
@@ -2305,11 +2105,7 @@ mod bench {
         if let Some(t) = &r.team {
             let _ = write!(out, ",\"team_id\":\"{t}\"");
         }
-        let _ = writeln!(
-            out,
-            ",\"plan\":\"{}\",\"$browser\":\"{}\"}}}}",
-            r.plan, r.browser
-        );
+        let _ = writeln!(out, ",\"plan\":\"{}\",\"$browser\":\"{}\"}}}}", r.plan, r.browser);
     }
 
     /// ~`cfg.ops` Mixpanel `/groups` bodies in arrival order with increasing `$time`.

@@ -146,7 +146,10 @@ mod tests {
             assert_eq!(week_start(mon + i), mon);
         }
         assert_eq!(week_start(mon - 1), mon - 7);
-        assert_eq!(week_start(day_of(NaiveDate::from_ymd_opt(1969, 12, 31).unwrap())), day_of(NaiveDate::from_ymd_opt(1969, 12, 29).unwrap()));
+        assert_eq!(
+            week_start(day_of(NaiveDate::from_ymd_opt(1969, 12, 31).unwrap())),
+            day_of(NaiveDate::from_ymd_opt(1969, 12, 29).unwrap())
+        );
     }
 
     #[test]

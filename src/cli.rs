@@ -12,7 +12,11 @@ use crate::runner::{self, RunError, RunOptions};
 use crate::sources;
 
 #[derive(Debug, Parser)]
-#[command(name = "groupetl", version, about = "Group-level analytics tables from product-analytics exports")]
+#[command(
+    name = "groupetl",
+    version,
+    about = "Group-level analytics tables from product-analytics exports"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -47,9 +51,7 @@ pub enum Command {
         format: SummaryFormat,
     },
     /// Check a job file and the reachability and schema of its inputs; writes nothing.
-    Validate {
-        job: PathBuf,
-    },
+    Validate { job: PathBuf },
     /// Print which inputs a run would read and which partitions it would rewrite.
     Plan {
         job: PathBuf,
@@ -93,7 +95,12 @@ fn load(job: &PathBuf) -> Result<Job, Status> {
     Job::load(job).map_err(|e| {
         match &e {
             crate::job::JobError::Invalid { path, problems } => {
-                let first = format!("invalid job file `{}` ({} problem{})", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" });
+                let first = format!(
+                    "invalid job file `{}` ({} problem{})",
+                    path.display(),
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                );
                 let lines: Vec<String> = problems.iter().flat_map(|p| p.lines().map(str::to_string)).collect();
                 error(first, &lines);
             }
@@ -191,22 +198,20 @@ fn validate(path: &PathBuf) -> Status {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "✓ job file {} (job `{}`)", path.display(), job.name);
     let mut ok = true;
-    let mut check = |what: &str, patterns: &[String], ft| {
-        match sources::list_inputs(patterns) {
-            Ok(files) => {
-                let bytes: u64 = files.iter().map(|f| f.size).sum();
-                let _ = writeln!(out, "✓ {what}: {} files, {bytes} bytes", files.len());
-                for f in &files {
-                    if let Err(e) = sources::probe_file(f, ft) {
-                        let _ = writeln!(out, "✗ {what}: {e}");
-                        ok = false;
-                    }
+    let mut check = |what: &str, patterns: &[String], ft| match sources::list_inputs(patterns) {
+        Ok(files) => {
+            let bytes: u64 = files.iter().map(|f| f.size).sum();
+            let _ = writeln!(out, "✓ {what}: {} files, {bytes} bytes", files.len());
+            for f in &files {
+                if let Err(e) = sources::probe_file(f, ft) {
+                    let _ = writeln!(out, "✗ {what}: {e}");
+                    ok = false;
                 }
             }
-            Err(e) => {
-                let _ = writeln!(out, "✗ {what}: {e}");
-                ok = false;
-            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "✗ {what}: {e}");
+            ok = false;
         }
     };
     check("events", &job.events.paths, job.events.file_type);
@@ -233,7 +238,11 @@ fn plan(job: &Job, range: Option<(chrono::NaiveDate, chrono::NaiveDate)>) -> Sta
     let _ = writeln!(out, "job {} → {}", job.name, job.output.path);
     for (what, files) in [("events", &inputs.events), ("profiles", &inputs.profiles)] {
         for f in files {
-            let _ = writeln!(out, "read {what} {} ({} bytes): every run reads all inputs", f.path, f.size);
+            let _ = writeln!(
+                out,
+                "read {what} {} ({} bytes): every run reads all inputs",
+                f.path, f.size
+            );
         }
     }
     match range {

@@ -1,13 +1,13 @@
 //! groupetl: group-level analytics tables from product-analytics exports.
 
+pub mod attribute;
 pub mod calendar;
+pub mod cli;
+pub mod fold;
 pub mod intern;
 pub mod job;
-pub mod tables;
-pub mod sources;
 pub mod normalize;
-pub mod fold;
-pub mod attribute;
-pub mod sinks;
 pub mod runner;
-pub mod cli;
+pub mod sinks;
+pub mod sources;
+pub mod tables;

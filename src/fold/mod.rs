@@ -149,10 +149,22 @@ mod tests {
     #[test]
     fn six_operations() {
         let ops = [
-            op("g", Some(100), json!({"$set": {"name": "Acme", "n": null, "tags": ["a"], "plan": "free"}})),
+            op(
+                "g",
+                Some(100),
+                json!({"$set": {"name": "Acme", "n": null, "tags": ["a"], "plan": "free"}}),
+            ),
             op("g", Some(101), json!({"$set_once": {"name": "X", "n": 5, "first": 1}})),
-            op("g", Some(102), json!({"$union": {"tags": ["a", "b", 1, "1"], "new": [2, 2], "plan": ["x"]}})),
-            op("g", Some(103), json!({"$remove": {"tags": "a", "missing": 1, "plan": "free"}})),
+            op(
+                "g",
+                Some(102),
+                json!({"$union": {"tags": ["a", "b", 1, "1"], "new": [2, 2], "plan": ["x"]}}),
+            ),
+            op(
+                "g",
+                Some(103),
+                json!({"$remove": {"tags": "a", "missing": 1, "plan": "free"}}),
+            ),
             op("g", Some(104), json!({"$unset": ["first", "nope"]})),
         ];
         let f = fold(&ops);

@@ -424,7 +424,11 @@ fn resolve(raw: JobFile, at: &Located, problems: &mut Vec<String>) -> Job {
             Some(w) => match u32::try_from(*w.get_ref()) {
                 Ok(d) if d >= 1 => d,
                 _ => {
-                    problems.push(at.at(w, &format!("{path}.window_days"), "must be a whole number of days, at least 1"));
+                    problems.push(at.at(
+                        w,
+                        &format!("{path}.window_days"),
+                        "must be a whole number of days, at least 1",
+                    ));
                     DEFAULT_WINDOW_DAYS
                 }
             },
@@ -513,7 +517,9 @@ path = "out"
     fn bare_date_is_midnight_in_job_zone() {
         let job = Job::parse(Path::new("j.toml"), MINIMAL).unwrap();
         // 2024-01-15 00:00 in Berlin (UTC+1) is 2024-01-14 23:00 UTC.
-        let want = DateTime::parse_from_rfc3339("2024-01-14T23:00:00Z").unwrap().timestamp_micros();
+        let want = DateTime::parse_from_rfc3339("2024-01-14T23:00:00Z")
+            .unwrap()
+            .timestamp_micros();
         assert_eq!(job.group_keys[0].effective_from_us, Some(want));
         assert_eq!(job.exclude_events, DEFAULT_EXCLUDE_EVENTS);
         assert_eq!(job.output.format, OutputFormat::Parquet);
@@ -523,7 +529,9 @@ path = "out"
     fn toml_datetime_literal_accepted() {
         let text = MINIMAL.replace("\"2024-01-15\"", "2024-01-15T06:00:00Z");
         let job = Job::parse(Path::new("j.toml"), &text).unwrap();
-        let want = DateTime::parse_from_rfc3339("2024-01-15T06:00:00Z").unwrap().timestamp_micros();
+        let want = DateTime::parse_from_rfc3339("2024-01-15T06:00:00Z")
+            .unwrap()
+            .timestamp_micros();
         assert_eq!(job.group_keys[0].effective_from_us, Some(want));
     }
 
@@ -531,7 +539,10 @@ path = "out"
     fn unknown_key_names_file_line_and_column() {
         let text = MINIMAL.replace("[output]\n", "[output]\npaht = \"x\"\n");
         let err = Job::parse(Path::new("jobs/x.toml"), &text).unwrap_err().to_string();
-        assert!(err.contains("jobs/x.toml:14:1: in `[output]`: unknown field `paht`"), "{err}");
+        assert!(
+            err.contains("jobs/x.toml:12:1: in `[output]`: unknown field `paht`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -544,6 +555,9 @@ path = "out"
         assert!(err.contains("j.toml:4:12: `timezone`: unknown IANA time zone"), "{err}");
         assert!(err.contains("`group_keys[0].effective_from`"), "{err}");
         assert!(err.contains("`funnels[0].group_key`: \"team\" is not one of"), "{err}");
-        assert!(err.contains("`funnels[0].steps`: must list at least one event"), "{err}");
+        assert!(
+            err.contains("`funnels[0].steps`: must list at least one event"),
+            "{err}"
+        );
     }
 }

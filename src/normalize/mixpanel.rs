@@ -191,7 +191,10 @@ mod tests {
         let e = event(
             &json!({"event":"Sign Up","properties":{"time":1704103200,"distinct_id":"u1","$insert_id":"i1",
                 "mp_processing_time_ms":1704103201000i64,"company_id":["acme","acme",7],"team_id":""}}),
-            &EventContext { keys: &keys, columns: None },
+            &EventContext {
+                keys: &keys,
+                columns: None,
+            },
         )
         .unwrap();
         assert_eq!(e.name, "Sign Up");
@@ -208,7 +211,10 @@ mod tests {
         let e = event(
             &json!({"event_name":"x","distinct_id":"u","time":"2024-01-01T10:00:00Z","insert_id":"q",
                 "properties":{"team_id":"t"}}),
-            &EventContext { keys: &keys, columns: None },
+            &EventContext {
+                keys: &keys,
+                columns: None,
+            },
         )
         .unwrap();
         assert_eq!(e.groups, vec![(1, "t".to_string())]);
@@ -218,13 +224,19 @@ mod tests {
     #[test]
     fn bad_events() {
         let keys = ctx_keys();
-        let ctx = EventContext { keys: &keys, columns: None };
+        let ctx = EventContext {
+            keys: &keys,
+            columns: None,
+        };
         for (v, why) in [
             (json!([1]), "not an object"),
             (json!({"properties":{"time":1}}), "missing `event`"),
             (json!({"event":"a","properties":{"time":"yesterday"}}), "time"),
             (json!({"event":"a","properties":{}}), "missing `properties.time`"),
-            (json!({"event":"a","properties":{"time":1,"distinct_id":{"x":1}}}), "distinct_id"),
+            (
+                json!({"event":"a","properties":{"time":1,"distinct_id":{"x":1}}}),
+                "distinct_id",
+            ),
         ] {
             let e = event(&v, &ctx).unwrap_err();
             assert!(e.contains(why), "{e} / {why}");
@@ -233,17 +245,38 @@ mod tests {
 
     #[test]
     fn ops_and_bad_ops() {
-        let op = profile_op(&json!({"$group_key":"company_id","$group_id":42,"$delete":"null","$token":"t","$time":1704103200000i64})).unwrap();
+        let op = profile_op(
+            &json!({"$group_key":"company_id","$group_id":42,"$delete":"null","$token":"t","$time":1704103200000i64}),
+        )
+        .unwrap();
         assert_eq!(op.group_id, "42");
         assert_eq!(op.op, Op::Delete);
         assert_eq!(op.time_us, Some(1_704_103_200_000_000));
         for (v, why) in [
-            (json!({"$group_key":"k","$group_id":"g","$set":{},"$unset":["a"]}), "two operators"),
-            (json!({"$group_key":"k","$group_id":"g","$add":{"n":1}}), "unknown operator `$add`"),
-            (json!({"$group_key":"k","$group_id":"g","$set":[1]}), "must be an object"),
-            (json!({"$group_key":"k","$group_id":"g","$unset":{"a":1}}), "list of property names"),
-            (json!({"$group_key":"k","$group_id":"g","$union":{"a":1}}), "must be a list"),
-            (json!({"$group_key":"k","$group_id":"g","$remove":{"a":[1]}}), "single value"),
+            (
+                json!({"$group_key":"k","$group_id":"g","$set":{},"$unset":["a"]}),
+                "two operators",
+            ),
+            (
+                json!({"$group_key":"k","$group_id":"g","$add":{"n":1}}),
+                "unknown operator `$add`",
+            ),
+            (
+                json!({"$group_key":"k","$group_id":"g","$set":[1]}),
+                "must be an object",
+            ),
+            (
+                json!({"$group_key":"k","$group_id":"g","$unset":{"a":1}}),
+                "list of property names",
+            ),
+            (
+                json!({"$group_key":"k","$group_id":"g","$union":{"a":1}}),
+                "must be a list",
+            ),
+            (
+                json!({"$group_key":"k","$group_id":"g","$remove":{"a":[1]}}),
+                "single value",
+            ),
             (json!({"$group_key":"k","$group_id":"g"}), "no operator"),
             (json!({"$group_key":"k","$set":{}}), "missing `$group_id`"),
         ] {

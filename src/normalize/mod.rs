@@ -6,6 +6,9 @@
 //! the runner turns into a reject (SPEC §7).
 
 pub mod mixpanel;
+pub mod posthog;
+pub mod segment;
+pub mod table;
 pub mod values;
 
 use serde_json::{Map, Value};
@@ -90,15 +93,18 @@ pub struct ProfileContext<'a> {
 pub fn event(vendor: Vendor, v: &Value, ctx: &EventContext) -> Result<Option<RawEvent>, String> {
     match vendor {
         Vendor::Mixpanel => mixpanel::event(v, ctx).map(Some),
-        other => Err(format!("{other:?} inputs are not supported by this build yet")),
+        Vendor::Posthog => posthog::event(v, ctx).map(Some),
+        Vendor::Segment => segment::event(v, ctx),
+        Vendor::Table => table::event(v, ctx).map(Some),
     }
 }
 
 /// Normalises one profile record of `vendor`. `Ok(None)`: valid, but no operation.
 pub fn profile_op(vendor: Vendor, v: &Value, ctx: &ProfileContext) -> Result<Option<ProfileOp>, String> {
-    let _ = ctx;
     match vendor {
         Vendor::Mixpanel => mixpanel::profile_op(v).map(Some),
-        other => Err(format!("{other:?} inputs are not supported by this build yet")),
+        Vendor::Posthog => posthog::profile_op(v),
+        Vendor::Segment => segment::profile_op(v),
+        Vendor::Table => table::profile_op(v, ctx).map(Some),
     }
 }

@@ -60,7 +60,9 @@ pub fn epoch_auto_us(v: Option<&Value>) -> Result<Option<i64>, String> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_i64() {
-            Some(i) => integer_epoch_us(i).map(Some).ok_or_else(|| format!("time {i} is out of range")),
+            Some(i) => integer_epoch_us(i)
+                .map(Some)
+                .ok_or_else(|| format!("time {i} is out of range")),
             None => n
                 .as_f64()
                 .and_then(epoch_number_us)
@@ -70,10 +72,14 @@ pub fn epoch_auto_us(v: Option<&Value>) -> Result<Option<i64>, String> {
         Some(Value::String(s)) => {
             let t = s.trim();
             if let Ok(i) = t.parse::<i64>() {
-                return integer_epoch_us(i).map(Some).ok_or_else(|| format!("time {i} is out of range"));
+                return integer_epoch_us(i)
+                    .map(Some)
+                    .ok_or_else(|| format!("time {i} is out of range"));
             }
             if let Ok(f) = t.parse::<f64>() {
-                return epoch_number_us(f).map(Some).ok_or_else(|| format!("time {t:?} is out of range"));
+                return epoch_number_us(f)
+                    .map(Some)
+                    .ok_or_else(|| format!("time {t:?} is out of range"));
             }
             parse_iso_us(t)
                 .map(Some)
@@ -214,7 +220,10 @@ mod tests {
     #[test]
     fn ids_from_scalars_and_lists() {
         let mut out = Vec::new();
-        group_ids(&json!(["acme", "acme", 1042, 1042.0, "", null, true, {"a":1}, "1042"]), &mut out);
+        group_ids(
+            &json!(["acme", "acme", 1042, 1042.0, "", null, true, {"a":1}, "1042"]),
+            &mut out,
+        );
         assert_eq!(out, ["acme", "1042"]);
         out.clear();
         group_ids(&json!(12.5), &mut out);

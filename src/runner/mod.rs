@@ -1,8 +1,10 @@
 //! The runner: inputs → normalise → dedup/attribute → fold → tables → staged files →
 //! commit, with rejects and a run summary.
 
+mod lock;
 pub mod rejects;
 pub mod report;
+pub mod state;
 
 use std::path::Path;
 use std::time::Instant;
@@ -10,15 +12,18 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::attribute::Attributor;
-use crate::calendar;
+use crate::calendar::{self, Day};
 use crate::fold::{self, Sequenced};
 use crate::job::{FoldOrder, Job};
 use crate::normalize::{self, EventContext, ProfileContext, ProfileOp, RawEvent};
-use crate::sinks::{Scope, Sink, SinkError};
+use crate::sinks::{self, Partition, Sink, SinkError};
 use crate::sources::{self, InputFile, Record, SourceError};
 use crate::tables::{self, Table};
+use lock::Lock;
+pub use lock::LockError;
 use rejects::{Reject, Stream};
 pub use report::RunSummary;
+use state::{diff_inputs, InputRecord, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -26,12 +31,23 @@ pub enum RunError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Sink(#[from] SinkError),
-    #[error("{count} bad records, more than --max-rejects {max}; nothing was written (rejects: {})", rejects_path)]
-    TooManyRejects { count: usize, max: u64, rejects_path: String },
+    #[error(
+        "{count} bad records, more than --max-rejects {max}; nothing was written (rejects: {})",
+        rejects_path
+    )]
+    TooManyRejects {
+        count: usize,
+        max: u64,
+        rejects_path: String,
+    },
     #[error("cannot write rejects under `{path}`: {source}")]
     Rejects { path: String, source: std::io::Error },
     #[error("invalid date range: {0}")]
     BadRange(String),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// Runtime options of `groupetl run`.
@@ -110,7 +126,12 @@ fn read_in_order<T: Send>(
     Ok(())
 }
 
-fn read_events(job: &Job, files: &[InputFile], attr: &mut Attributor, rejects: &mut Vec<Reject>) -> Result<(), SourceError> {
+fn read_events(
+    job: &Job,
+    files: &[InputFile],
+    attr: &mut Attributor,
+    rejects: &mut Vec<Reject>,
+) -> Result<(), SourceError> {
     let keys: Vec<String> = job.group_keys.iter().map(|k| k.key.clone()).collect();
     let ctx = EventContext {
         keys: &keys,
@@ -221,7 +242,10 @@ pub fn compute(job: &Job, inputs: &Inputs) -> Result<Computed, SourceError> {
     let t = Instant::now();
     let mut ops = read_profiles(job, &inputs.profiles, &mut rejects)?;
     summary.profile_ops = ops.len() as u64;
-    summary.profile_ops_other_keys = ops.iter().filter(|s| job.group_key_index(&s.op.group_key).is_none()).count() as u64;
+    summary.profile_ops_other_keys = ops
+        .iter()
+        .filter(|s| job.group_key_index(&s.op.group_key).is_none())
+        .count() as u64;
     fold::sort_ops(&mut ops, job.profiles.as_ref().map_or(FoldOrder::Arrival, |p| p.order));
     let folded = fold::fold(ops.iter().map(|s| &s.op));
     drop(ops);
@@ -239,24 +263,224 @@ pub fn compute(job: &Job, inputs: &Inputs) -> Result<Computed, SourceError> {
     })
 }
 
-/// `groupetl run`: computes everything and rewrites the partitions in scope.
+/// What kind of run this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Rewrite the partitions whose content changed since the last run.
+    Incremental,
+    /// Rewrite every partition and drop every stale one.
+    FullRefresh,
+    /// Rewrite exactly the date partitions in `[from, to]` (and the unpartitioned tables).
+    Backfill(Day, Day),
+}
+
+impl Mode {
+    pub fn from_options(opts: &RunOptions) -> Result<Mode, RunError> {
+        match opts.range {
+            Some((from, to)) if from > to => Err(RunError::BadRange(format!("--from {from} is after --to {to}"))),
+            Some((from, to)) => Ok(Mode::Backfill(calendar::day_of(from), calendar::day_of(to))),
+            None if opts.full_refresh => Ok(Mode::FullRefresh),
+            None => Ok(Mode::Incremental),
+        }
+    }
+
+    fn in_scope(self, p: &Partition) -> bool {
+        match (self, p.day) {
+            (Mode::Backfill(a, b), Some(d)) => (a..=b).contains(&d),
+            _ => true,
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            Mode::Incremental => "incremental".into(),
+            Mode::FullRefresh => "full refresh".into(),
+            Mode::Backfill(a, b) => format!("backfill {} .. {}", calendar::format_day(a), calendar::format_day(b)),
+        }
+    }
+}
+
+/// Fingerprint of everything that shapes the output besides the inputs: the resolved job
+/// and the groupetl version. A change forces a recompute.
+pub fn config_fingerprint(job: &Job) -> String {
+    use std::hash::Hasher;
+    let mut j = job.clone();
+    j.path = Default::default();
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(format!("{} {j:?}", env!("CARGO_PKG_VERSION")).as_bytes());
+    format!("{:016x}", h.finish())
+}
+
+fn input_records(inputs: &Inputs) -> Vec<InputRecord> {
+    inputs
+        .events
+        .iter()
+        .chain(&inputs.profiles)
+        .map(InputRecord::from)
+        .collect()
+}
+
+/// Why a partition is (re)written or removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    New,
+    Changed,
+    Missing,
+    FullRefresh,
+    Backfill,
+    NoLongerProduced,
+}
+
+impl Reason {
+    pub fn text(self) -> &'static str {
+        match self {
+            Reason::New => "new partition",
+            Reason::Changed => "content changed",
+            Reason::Missing => "file missing from the output",
+            Reason::FullRefresh => "full refresh",
+            Reason::Backfill => "in the backfill range",
+            Reason::NoLongerProduced => "no longer produced (stale)",
+        }
+    }
+}
+
+/// What a run will do to each partition.
+pub struct Decisions {
+    /// (index into the tables, partition, rows, reason)
+    pub puts: Vec<(usize, Partition, std::ops::Range<usize>, Reason)>,
+    pub removes: Vec<(Partition, Reason)>,
+    pub unchanged: usize,
+    pub state: State,
+}
+
+/// Decides, per partition, whether to write it, keep it or remove it.
+pub fn decide(
+    job: &Job,
+    mode: Mode,
+    old: Option<&State>,
+    tables: &[Table],
+    inputs: &Inputs,
+    run_id: &str,
+    exists: impl Fn(&Partition) -> bool,
+) -> Result<Decisions, SinkError> {
+    let mut state = State::new(&job.name, config_fingerprint(job), run_id);
+    state.inputs = match (mode, old) {
+        // A backfill does not bring other partitions up to date with new inputs, so the
+        // next incremental run must still see those inputs as new.
+        (Mode::Backfill(..), Some(o)) => o.inputs.clone(),
+        (Mode::Backfill(..), None) => Vec::new(),
+        _ => input_records(inputs),
+    };
+    let old_fp = |key: &str| old.and_then(|o| o.partitions.get(key));
+    let mut d = Decisions {
+        puts: Vec::new(),
+        removes: Vec::new(),
+        unchanged: 0,
+        state,
+    };
+    let mut produced = std::collections::BTreeSet::new();
+    for (ti, table) in tables.iter().enumerate() {
+        for (p, rows) in sinks::partitions(table) {
+            let key = p.key();
+            produced.insert(key.clone());
+            let fp = sinks::fingerprint(table, rows.clone(), job.output.format);
+            if !mode.in_scope(&p) {
+                if let Some(f) = old_fp(&key) {
+                    d.state.partitions.insert(key, f.clone());
+                }
+                continue;
+            }
+            let reason = match mode {
+                Mode::FullRefresh => Some(Reason::FullRefresh),
+                Mode::Backfill(..) => Some(Reason::Backfill),
+                Mode::Incremental => match old_fp(&key) {
+                    None => Some(Reason::New),
+                    Some(f) if *f != fp => Some(Reason::Changed),
+                    Some(_) if !exists(&p) => Some(Reason::Missing),
+                    Some(_) => None,
+                },
+            };
+            match reason {
+                Some(r) => d.puts.push((ti, p, rows, r)),
+                None => d.unchanged += 1,
+            }
+            d.state.partitions.insert(key, fp);
+        }
+        if table.partition_by.is_some() {
+            let mut stale = sinks::existing_partitions(&job.output.path, table.name)?;
+            if let Some(o) = old {
+                let prefix = format!("{}/date=", table.name);
+                for k in o.partitions.keys().filter(|k| k.starts_with(&prefix)) {
+                    if let Ok(day) = chrono::NaiveDate::parse_from_str(&k[prefix.len()..], "%Y-%m-%d") {
+                        stale.push(Partition {
+                            table: table.name,
+                            day: Some(calendar::day_of(day)),
+                        });
+                    }
+                }
+            }
+            stale.sort();
+            stale.dedup();
+            for p in stale {
+                let key = p.key();
+                if produced.contains(&key) {
+                    continue;
+                }
+                if mode.in_scope(&p) {
+                    d.removes.push((p, Reason::NoLongerProduced));
+                } else if let Some(f) = old_fp(&key) {
+                    d.state.partitions.insert(key, f.clone());
+                }
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// `groupetl run`: incremental by default, or a full refresh, or a backfill.
 pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let scope = match opts.range {
-        None => Scope::All,
-        Some((from, to)) => {
-            if from > to {
-                return Err(RunError::BadRange(format!("--from {from} is after --to {to}")));
-            }
-            Scope::Dates(calendar::day_of(from), calendar::day_of(to))
-        }
-    };
+    let mode = Mode::from_options(opts)?;
     let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
-    // Every input is listed before anything is read or written: a missing input fails
-    // the run with the output untouched.
+    let out = job.output.path.as_str();
+    let out_root = Path::new(out);
+    if out.starts_with("s3://") {
+        return Err(SinkError::S3Unsupported(out.to_string()).into());
+    }
+    // Every input is listed before anything is written: a missing input fails the run
+    // with the output untouched.
     let t = Instant::now();
     let inputs = list(job)?;
     let list_time = t.elapsed();
+
+    let _lock = Lock::acquire(out_root, &run_id)?;
+    let recovered = sinks::recover(out)?;
+    if let Some(r) = &recovered {
+        tracing::info!(run_id = %r, "finished the commit of an interrupted run");
+    }
+    let old = State::load(out_root)?;
+    let diff = diff_inputs(old.as_ref().map_or(&[][..], |o| &o.inputs), &input_records(&inputs));
+
+    if mode == Mode::Incremental {
+        if let Some(o) = &old {
+            // A partition deleted by hand is "missing": not up to date.
+            let file = format!("part-0.{}", job.output.format.extension());
+            let complete = o.partitions.keys().all(|k| out_root.join(k).join(&file).is_file());
+            if o.config == config_fingerprint(job) && diff.is_empty() && complete {
+                return Ok(RunSummary {
+                    run_id,
+                    output: job.output.path.clone(),
+                    mode: mode.describe(),
+                    up_to_date: true,
+                    event_files: inputs.events.len(),
+                    profile_files: inputs.profiles.len(),
+                    input_diff: diff,
+                    elapsed: started.elapsed(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
 
     let Computed {
         tables,
@@ -266,8 +490,10 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
     summary.phases.insert(0, ("list inputs".into(), list_time));
     summary.run_id = run_id.clone();
     summary.output = job.output.path.clone();
+    summary.mode = mode.describe();
+    summary.input_diff = diff;
+    summary.recovered = recovered;
 
-    let out_root = Path::new(&job.output.path);
     let rejects_path = rejects::write(out_root, &run_id, &rejects).map_err(|source| RunError::Rejects {
         path: out_root.join("_rejects").display().to_string(),
         source,
@@ -284,27 +510,25 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
     }
 
     let t = Instant::now();
-    let mut sink = Sink::new(&job.output.path, job.output.format, &run_id)?;
-    let mut staged = Vec::with_capacity(tables.len());
-    for table in &tables {
-        match sink.stage(table, scope) {
-            Ok(s) => staged.push(s),
-            Err(e) => {
-                sink.abandon();
-                return Err(e.into());
-            }
+    let mut sink = Sink::new(out, job.output.format, &run_id)?;
+    let decisions = decide(job, mode, old.as_ref(), &tables, &inputs, &run_id, |p| sink.exists(p))?;
+    for (ti, p, rows, _) in &decisions.puts {
+        if let Err(e) = sink.put(&tables[*ti], p, rows.clone()) {
+            sink.abandon();
+            return Err(e.into());
         }
-        summary.tables.push((table.name, table.num_rows() as u64));
+        summary.rows_written += rows.len() as u64;
     }
-    let stats = sink.commit(staged, scope)?;
+    for (p, _) in &decisions.removes {
+        sink.remove(p);
+    }
+    summary.tables = tables.iter().map(|t| (t.name, t.num_rows() as u64)).collect();
+    summary.partitions_unchanged = decisions.unchanged;
+    let state = serde_json::to_value(&decisions.state).expect("state serialises");
+    let stats = sink.commit(state)?;
     summary.phase("write + commit", t);
     summary.files_written = stats.files_written;
     summary.partitions_removed = stats.partitions_removed;
-    summary.rows_written = stats.rows;
-    summary.scope = match scope {
-        Scope::All => None,
-        Scope::Dates(a, b) => Some((calendar::format_day(a), calendar::format_day(b))),
-    };
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
@@ -313,4 +537,3 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
 pub fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
-

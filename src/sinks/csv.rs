@@ -8,7 +8,12 @@ use super::SinkError;
 use crate::calendar;
 use crate::tables::{Table, Values};
 
-pub(super) fn write(table: &Table, rows: std::ops::Range<usize>, skip: Option<&str>, path: &Path) -> Result<(), SinkError> {
+pub(super) fn write(
+    table: &Table,
+    rows: std::ops::Range<usize>,
+    skip: Option<&str>,
+    path: &Path,
+) -> Result<(), SinkError> {
     let io = super::io_err(path);
     let file = std::fs::File::create(path).map_err(super::io_err(path))?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));

@@ -12,7 +12,12 @@ use parquet::file::properties::WriterProperties;
 use super::SinkError;
 use crate::tables::{Table, Values};
 
-pub(super) fn write(table: &Table, rows: std::ops::Range<usize>, skip: Option<&str>, path: &Path) -> Result<(), SinkError> {
+pub(super) fn write(
+    table: &Table,
+    rows: std::ops::Range<usize>,
+    skip: Option<&str>,
+    path: &Path,
+) -> Result<(), SinkError> {
     let enc = |e: &dyn std::fmt::Display| SinkError::Encode {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -88,7 +88,11 @@ fn list_local(pattern: &str) -> Result<Vec<InputFile>, SourceError> {
         })?
         .compile_matcher();
     let recursive = pattern.contains("**");
-    let depth = if recursive { usize::MAX } else { components.len() - literal };
+    let depth = if recursive {
+        usize::MAX
+    } else {
+        components.len() - literal
+    };
     let mut out = Vec::new();
     if !Path::new(&base).is_dir() {
         return Ok(out);
@@ -102,7 +106,11 @@ fn list_local(pattern: &str) -> Result<Vec<InputFile>, SourceError> {
             continue;
         }
         let p = entry.path().to_string_lossy();
-        let rel = if literal == 0 { p.strip_prefix("./").unwrap_or(&p) } else { &p };
+        let rel = if literal == 0 {
+            p.strip_prefix("./").unwrap_or(&p)
+        } else {
+            &p
+        };
         if matcher.is_match(rel) {
             out.push(stat(rel)?);
         }

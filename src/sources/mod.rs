@@ -103,7 +103,10 @@ fn open_decoded(path: &str, compression: Compression) -> Result<Box<dyn BufRead 
     let inner: Box<dyn Read + Send> = match compression {
         Compression::None => Box::new(file),
         // Multi-member gzip: concatenated `.gz` parts are common in exports.
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file))),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 16,
+            file,
+        ))),
         Compression::Zstd => Box::new(zstd::Decoder::new(file).map_err(io)?),
     };
     Ok(Box::new(BufReader::with_capacity(1 << 16, inner)))

@@ -12,7 +12,11 @@ pub(crate) fn truncate_raw(bytes: &[u8]) -> String {
     s.into_owned()
 }
 
-pub(super) fn read(path: &str, mut r: Box<dyn BufRead + Send>, each: &mut dyn FnMut(Record)) -> Result<(), SourceError> {
+pub(super) fn read(
+    path: &str,
+    mut r: Box<dyn BufRead + Send>,
+    each: &mut dyn FnMut(Record),
+) -> Result<(), SourceError> {
     let mut buf = Vec::with_capacity(4096);
     let mut line = 0u64;
     loop {

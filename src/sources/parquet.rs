@@ -116,10 +116,19 @@ fn cell(array: &dyn Array, i: usize) -> Value {
         DataType::Float64 => float(array.as_primitive::<Float64Type>().value(i)),
         DataType::Timestamp(unit, _) => {
             let v = match unit {
-                TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(i).saturating_mul(1_000_000),
-                TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(i).saturating_mul(1000),
+                TimeUnit::Second => array
+                    .as_primitive::<TimestampSecondType>()
+                    .value(i)
+                    .saturating_mul(1_000_000),
+                TimeUnit::Millisecond => array
+                    .as_primitive::<TimestampMillisecondType>()
+                    .value(i)
+                    .saturating_mul(1000),
                 TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(i),
-                TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(i).div_euclid(1000),
+                TimeUnit::Nanosecond => array
+                    .as_primitive::<TimestampNanosecondType>()
+                    .value(i)
+                    .div_euclid(1000),
             };
             micros_to_text(v)
         }
@@ -144,7 +153,10 @@ fn cell(array: &dyn Array, i: usize) -> Value {
             let key = d.normalized_keys()[i];
             cell(d.values().as_ref(), key)
         }
-        _ => Value::String(format!("{:?}", arrow_array::array::make_array(array.to_data()).slice(i, 1))),
+        _ => Value::String(format!(
+            "{:?}",
+            arrow_array::array::make_array(array.to_data()).slice(i, 1)
+        )),
     }
 }
 
@@ -187,7 +199,15 @@ mod tests {
         read(p.to_str().unwrap(), &mut |r| got.push(r)).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].pos, Position::Row(1));
-        assert_eq!(got[0].value.as_ref().unwrap(), &serde_json::json!({"event":"a","properties":{"x":1},"n":5}));
-        assert!(got[1].value.as_ref().unwrap_err().reason.contains("`properties` is not valid JSON"));
+        assert_eq!(
+            got[0].value.as_ref().unwrap(),
+            &serde_json::json!({"event":"a","properties":{"x":1},"n":5})
+        );
+        assert!(got[1]
+            .value
+            .as_ref()
+            .unwrap_err()
+            .reason
+            .contains("`properties` is not valid JSON"));
     }
 }

@@ -59,7 +59,10 @@ pub fn active_groups(act: &Activity) -> Table {
     rows.sort_unstable();
     Cols::new()
         .date("date", rows.iter().map(|r| r.0).collect())
-        .utf8("group_key", rows.iter().map(|r| act.keys[r.2 as usize].clone()).collect())
+        .utf8(
+            "group_key",
+            rows.iter().map(|r| act.keys[r.2 as usize].clone()).collect(),
+        )
         .int64("dau", rows.iter().map(|r| r.3).collect())
         .int64("wau", rows.iter().map(|r| r.4).collect())
         .int64("mau", rows.iter().map(|r| r.5).collect())

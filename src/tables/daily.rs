@@ -62,10 +62,19 @@ fn per_group_day(act: &Activity, by_event: bool) -> Table {
     let n = rows.len();
     let mut cols = Cols::new()
         .date("date", rows.iter().map(|r| r.0).collect())
-        .utf8("group_key", rows.iter().map(|r| act.keys[r.4 as usize].clone()).collect())
-        .utf8("group_id", rows.iter().map(|r| act.groups.resolve(r.5).to_string()).collect());
+        .utf8(
+            "group_key",
+            rows.iter().map(|r| act.keys[r.4 as usize].clone()).collect(),
+        )
+        .utf8(
+            "group_id",
+            rows.iter().map(|r| act.groups.resolve(r.5).to_string()).collect(),
+        );
     if by_event {
-        cols = cols.utf8("event", rows.iter().map(|r| act.events.resolve(r.6).to_string()).collect());
+        cols = cols.utf8(
+            "event",
+            rows.iter().map(|r| act.events.resolve(r.6).to_string()).collect(),
+        );
     }
     let mut events = Vec::with_capacity(n);
     let mut users = Vec::with_capacity(n);
@@ -74,5 +83,7 @@ fn per_group_day(act: &Activity, by_event: bool) -> Table {
         users.push(r.8);
     }
     let name = if by_event { "group_event_daily" } else { "group_daily" };
-    cols.int64("events", events).int64("users", users).table(name, Some("date"))
+    cols.int64("events", events)
+        .int64("users", users)
+        .table(name, Some("date"))
 }

@@ -220,10 +220,7 @@ mod tests {
             (0, "g", t + 2 * DAY_US, "B", "u"),
             (0, "g", t + 4 * DAY_US, "C", "u"),
         ];
-        assert_eq!(
-            one(&chain, funnel("f", "company", &["A", "B", "C"], 3)),
-            [1, 1, 0]
-        );
+        assert_eq!(one(&chain, funnel("f", "company", &["A", "B", "C"], 3)), [1, 1, 0]);
         // window_days = 0: only the start instant itself, which no later step can share.
         assert_eq!(
             one(
@@ -247,14 +244,8 @@ mod tests {
         let t = at(2024, 3, 1, 0);
         let f = || funnel("f", "company", &["A", "A"], 1);
         assert_eq!(one(&[(0, "g", t, "A", "u")], f()), [1, 0]);
-        assert_eq!(
-            one(&[(0, "g", t, "A", "u"), (0, "g", t, "A", "v")], f()),
-            [1, 0]
-        );
-        assert_eq!(
-            one(&[(0, "g", t, "A", "u"), (0, "g", t + 5, "A", "u")], f()),
-            [1, 1]
-        );
+        assert_eq!(one(&[(0, "g", t, "A", "u"), (0, "g", t, "A", "v")], f()), [1, 0]);
+        assert_eq!(one(&[(0, "g", t, "A", "u"), (0, "g", t + 5, "A", "u")], f()), [1, 1]);
     }
 
     #[test]
@@ -262,11 +253,7 @@ mod tests {
         let t = at(2024, 3, 1, 0);
         let act = activity(
             &["zeta", "alpha"],
-            &[
-                (0, "g", t, "A", "u"),
-                (0, "h", t + 1, "B", "u"),
-                (1, "x", t, "A", "u"),
-            ],
+            &[(0, "g", t, "A", "u"), (0, "h", t + 1, "B", "u"), (1, "x", t, "A", "u")],
         );
         let fs = [
             funnel("z", "nope", &["A"], 1),
@@ -308,29 +295,18 @@ mod tests {
             (0, "g", t + 10 * d + 3, "C", "u"),
             (0, "g", t + 20 * d, "A", "u"),
         ];
-        assert_eq!(
-            one(&rows, funnel("f", "company", &["A", "B", "C"], 1)),
-            [1, 1, 1]
-        );
+        assert_eq!(one(&rows, funnel("f", "company", &["A", "B", "C"], 1)), [1, 1, 1]);
         // The non-UTC day of a hit plays no part: only time_us does.
         let act = activity_shifted(&["company"], &rows, 9 * HOUR_US);
         assert_eq!(
-            groups(&group_funnels(
-                &act,
-                &[funnel("f", "company", &["A", "B", "C"], 1)]
-            )),
+            groups(&group_funnels(&act, &[funnel("f", "company", &["A", "B", "C"], 1)])),
             [1, 1, 1]
         );
     }
 
     /// Exhaustive search over every choice of events: the furthest step one group reaches.
     fn model_reach(hits: &BTreeSet<(i64, String)>, steps: &[String], window: i64) -> usize {
-        fn rest(
-            hits: &BTreeSet<(i64, String)>,
-            steps: &[String],
-            prev: i64,
-            deadline: i64,
-        ) -> usize {
+        fn rest(hits: &BTreeSet<(i64, String)>, steps: &[String], prev: i64, deadline: i64) -> usize {
             let Some(step) = steps.first() else { return 0 };
             hits.iter()
                 .filter(|(t, e)| e == step && *t > prev && *t <= deadline)
@@ -357,8 +333,7 @@ mod tests {
                 .or_default()
                 .insert((h.time_us, act.events.resolve(h.event).to_string()));
         }
-        let (mut name, mut key, mut step, mut event, mut groups) =
-            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut name, mut key, mut step, mut event, mut groups) = (vec![], vec![], vec![], vec![], vec![]);
         for f in funnels {
             let reach: Vec<usize> = per_group
                 .iter()

@@ -81,11 +81,7 @@ impl Periods {
     ///
     /// `days` must be ascending and distinct (one group's active days). Only a day that
     /// leaves the current period costs a binary search, so this is linear in practice.
-    pub(crate) fn runs(
-        &self,
-        days: impl IntoIterator<Item = Day>,
-        mut f: impl FnMut(usize, usize),
-    ) {
+    pub(crate) fn runs(&self, days: impl IntoIterator<Item = Day>, mut f: impl FnMut(usize, usize)) {
         let mut cur: Option<(usize, Day)> = None; // (index, first day after it)
         let mut count = 0;
         for d in days {
@@ -110,14 +106,12 @@ impl Periods {
 /// The active (key, group, day) triples split per key: `(key, triples, first day, last day)`.
 ///
 /// Keys without hits are absent: they have no active range, hence no rows.
-pub(crate) fn per_key(
-    active: &[(u16, Sym, Day)],
-) -> impl Iterator<Item = (u16, &[(u16, Sym, Day)], Day, Day)> {
+pub(crate) fn per_key(active: &[(u16, Sym, Day)]) -> impl Iterator<Item = (u16, &[(u16, Sym, Day)], Day, Day)> {
     active.chunk_by(|a, b| a.0 == b.0).map(|k| {
         // Sorted by group first, so the day range needs a scan.
-        let (lo, hi) = k.iter().fold((Day::MAX, Day::MIN), |(lo, hi), t| {
-            (lo.min(t.2), hi.max(t.2))
-        });
+        let (lo, hi) = k
+            .iter()
+            .fold((Day::MAX, Day::MIN), |(lo, hi), t| (lo.min(t.2), hi.max(t.2)));
         (k[0].0, k, lo, hi)
     })
 }
@@ -164,23 +158,13 @@ pub fn group_lifecycle(act: &Activity) -> Table {
                 }
             }
             let r = rank[key as usize];
-            rows.extend(
-                periods
-                    .starts()
-                    .iter()
-                    .zip(counts)
-                    .map(|(&d, c)| (d, kind, r, key, c)),
-            );
+            rows.extend(periods.starts().iter().zip(counts).map(|(&d, c)| (d, kind, r, key, c)));
         }
     }
     rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
 
     let n = rows.len();
-    let (mut date, mut period, mut group_key) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
+    let (mut date, mut period, mut group_key) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     let mut c: [Vec<i64>; 4] = std::array::from_fn(|_| Vec::with_capacity(n));
     for (d, kind, _, key, counts) in rows {
         date.push(d);
@@ -233,13 +217,8 @@ pub(crate) mod testkit {
 
     /// An Activity whose days are those of a zone `offset_us` ahead of UTC (as attribution
     /// would give for a non-UTC `timezone`), hits sorted as [`Hit`] documents.
-    pub(crate) fn activity_shifted<S: AsRef<str>>(
-        keys: &[&str],
-        rows: &[Row<S>],
-        offset_us: i64,
-    ) -> Activity {
-        let (mut groups, mut events, mut users) =
-            (Interner::new(), Interner::new(), Interner::new());
+    pub(crate) fn activity_shifted<S: AsRef<str>>(keys: &[&str], rows: &[Row<S>], offset_us: i64) -> Activity {
+        let (mut groups, mut events, mut users) = (Interner::new(), Interner::new(), Interner::new());
         let mut hits: Vec<Hit> = rows
             .iter()
             .map(|(key, group, time_us, event, user)| Hit {
@@ -278,11 +257,7 @@ pub(crate) mod testkit {
             let rows = rows
                 .into_iter()
                 .map(|(k, g, d, slot, e, u)| {
-                    let user = if u == 0 {
-                        String::new()
-                    } else {
-                        format!("u{u}")
-                    };
+                    let user = if u == 0 { String::new() } else { format!("u{u}") };
                     (
                         k,
                         format!("g{g}"),
@@ -320,12 +295,7 @@ mod tests {
             Some(Values::Int64(v)) => v.clone(),
             _ => panic!("{name}"),
         };
-        let (n, r, s, d) = (
-            int("new"),
-            int("returning"),
-            int("resurrecting"),
-            int("dormant"),
-        );
+        let (n, r, s, d) = (int("new"), int("returning"), int("resurrecting"), int("dormant"));
         (0..t.num_rows())
             .filter(|&i| period[i] == kind && gk[i] == key)
             .map(|i| (date[i], n[i], r[i], s[i], d[i]))
@@ -371,10 +341,7 @@ mod tests {
             ]
         );
         assert_eq!(rows_of(&t, "week", "company"), vec![(d0, 2, 0, 0, 0)]);
-        assert_eq!(
-            rows_of(&t, "month", "company"),
-            vec![(ymd(2024, 3, 1), 2, 0, 0, 0)]
-        );
+        assert_eq!(rows_of(&t, "month", "company"), vec![(ymd(2024, 3, 1), 2, 0, 0, 0)]);
         // Sorted by date, then day < week < month.
         let Some(Values::Date(date)) = t.column("date") else {
             panic!()
@@ -423,22 +390,10 @@ mod tests {
         let rows = [(0, "a", at(2024, 1, 14, 23), "E", "u")];
         let utc = group_lifecycle(&activity(&["k"], &rows));
         let east = group_lifecycle(&activity_shifted(&["k"], &rows, 2 * HOUR_US));
-        assert_eq!(
-            rows_of(&utc, "day", "k"),
-            vec![(ymd(2024, 1, 14), 1, 0, 0, 0)]
-        );
-        assert_eq!(
-            rows_of(&utc, "week", "k"),
-            vec![(ymd(2024, 1, 8), 1, 0, 0, 0)]
-        );
-        assert_eq!(
-            rows_of(&east, "day", "k"),
-            vec![(ymd(2024, 1, 15), 1, 0, 0, 0)]
-        );
-        assert_eq!(
-            rows_of(&east, "week", "k"),
-            vec![(ymd(2024, 1, 15), 1, 0, 0, 0)]
-        );
+        assert_eq!(rows_of(&utc, "day", "k"), vec![(ymd(2024, 1, 14), 1, 0, 0, 0)]);
+        assert_eq!(rows_of(&utc, "week", "k"), vec![(ymd(2024, 1, 8), 1, 0, 0, 0)]);
+        assert_eq!(rows_of(&east, "day", "k"), vec![(ymd(2024, 1, 15), 1, 0, 0, 0)]);
+        assert_eq!(rows_of(&east, "week", "k"), vec![(ymd(2024, 1, 15), 1, 0, 0, 0)]);
     }
 
     #[test]
@@ -463,18 +418,10 @@ mod tests {
     #[test]
     fn periods_runs_counts_days() {
         let p = Periods::new(Period::Month, ymd(2024, 1, 31), ymd(2024, 3, 1));
-        assert_eq!(
-            p.starts(),
-            &[ymd(2024, 1, 1), ymd(2024, 2, 1), ymd(2024, 3, 1)]
-        );
+        assert_eq!(p.starts(), &[ymd(2024, 1, 1), ymd(2024, 2, 1), ymd(2024, 3, 1)]);
         let mut got = Vec::new();
         p.runs(
-            [
-                ymd(2024, 1, 31),
-                ymd(2024, 2, 1),
-                ymd(2024, 2, 29),
-                ymd(2024, 3, 1),
-            ],
+            [ymd(2024, 1, 31), ymd(2024, 2, 1), ymd(2024, 2, 29), ymd(2024, 3, 1)],
             |i, n| got.push((i, n)),
         );
         assert_eq!(got, [(0, 1), (1, 2), (2, 1)]);
@@ -482,8 +429,7 @@ mod tests {
 
     /// The obvious definition, period by period and group by group.
     fn model(act: &Activity) -> Table {
-        let active: BTreeSet<(u16, u32, Day)> =
-            act.hits.iter().map(|h| (h.key, h.group, h.day)).collect();
+        let active: BTreeSet<(u16, u32, Day)> = act.hits.iter().map(|h| (h.key, h.group, h.day)).collect();
         let mut rows = Vec::new();
         for key in 0..act.keys.len() as u16 {
             let days: Vec<Day> = active.iter().filter(|t| t.0 == key).map(|t| t.2).collect();
@@ -526,10 +472,7 @@ mod tests {
         rows.sort();
         Cols::new()
             .date("date", rows.iter().map(|r| r.0).collect())
-            .utf8(
-                "period",
-                rows.iter().map(|r| r.1.name().to_string()).collect(),
-            )
+            .utf8("period", rows.iter().map(|r| r.1.name().to_string()).collect())
             .utf8("group_key", rows.iter().map(|r| r.2.clone()).collect())
             .int64("new", rows.iter().map(|r| r.3[0]).collect())
             .int64("returning", rows.iter().map(|r| r.3[1]).collect())

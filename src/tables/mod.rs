@@ -135,23 +135,39 @@ impl Cols {
         Cols(Vec::new())
     }
     pub(crate) fn utf8(mut self, name: &'static str, v: Vec<String>) -> Self {
-        self.0.push(Column { name, values: Values::Utf8(v) });
+        self.0.push(Column {
+            name,
+            values: Values::Utf8(v),
+        });
         self
     }
     pub(crate) fn int64(mut self, name: &'static str, v: Vec<i64>) -> Self {
-        self.0.push(Column { name, values: Values::Int64(v) });
+        self.0.push(Column {
+            name,
+            values: Values::Int64(v),
+        });
         self
     }
     pub(crate) fn date(mut self, name: &'static str, v: Vec<Day>) -> Self {
-        self.0.push(Column { name, values: Values::Date(v) });
+        self.0.push(Column {
+            name,
+            values: Values::Date(v),
+        });
         self
     }
     pub(crate) fn ts(mut self, name: &'static str, v: Vec<Option<i64>>) -> Self {
-        self.0.push(Column { name, values: Values::TimestampUs(v) });
+        self.0.push(Column {
+            name,
+            values: Values::TimestampUs(v),
+        });
         self
     }
     pub(crate) fn table(self, name: &'static str, partition_by: Option<&'static str>) -> Table {
         debug_assert!(self.0.windows(2).all(|w| w[0].values.len() == w[1].values.len()));
-        Table { name, partition_by, columns: self.0 }
+        Table {
+            name,
+            partition_by,
+            columns: self.0,
+        }
     }
 }

@@ -87,11 +87,7 @@ mod tests {
             Some(Values::Int64(v)) => v.clone(),
             _ => panic!("{name}"),
         };
-        let (o, c, r) = (
-            int("week_offset"),
-            int("cohort_groups"),
-            int("retained_groups"),
-        );
+        let (o, c, r) = (int("week_offset"), int("cohort_groups"), int("retained_groups"));
         (0..t.num_rows())
             .map(|i| (d[i], k[i].clone(), o[i], c[i], r[i]))
             .collect()
@@ -185,11 +181,7 @@ mod tests {
                     .unwrap()
             };
             for c in (first..=last).step_by(7) {
-                let cohort: Vec<u32> = groups
-                    .iter()
-                    .copied()
-                    .filter(|&g| cohort_of(g) == c)
-                    .collect();
+                let cohort: Vec<u32> = groups.iter().copied().filter(|&g| cohort_of(g) == c).collect();
                 for o in 0..=(last - c) / 7 {
                     let kept = cohort
                         .iter()

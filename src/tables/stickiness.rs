@@ -26,13 +26,7 @@ pub fn group_stickiness(act: &Activity) -> Table {
             periods.runs(group.iter().map(|t| t.2), |m, days| hist[m][days - 1] += 1);
         }
         let r = rank[key as usize];
-        months.extend(
-            periods
-                .starts()
-                .iter()
-                .zip(hist)
-                .map(|(&m, h)| (m, r, key, h)),
-        );
+        months.extend(periods.starts().iter().zip(hist).map(|(&m, h)| (m, r, key, h)));
     }
     months.sort_unstable_by_key(|m| (m.0, m.1));
 
@@ -80,9 +74,7 @@ mod tests {
         let Some(Values::Int64(g)) = t.column("groups") else {
             panic!()
         };
-        (0..t.num_rows())
-            .map(|i| (m[i], k[i].clone(), a[i], g[i]))
-            .collect()
+        (0..t.num_rows()).map(|i| (m[i], k[i].clone(), a[i], g[i])).collect()
     }
 
     /// Non-zero rows of one month, as (active_days, groups).
@@ -146,11 +138,7 @@ mod tests {
             (0, "a", at(2024, 1, 31, 20), "E", "u"),
             (0, "a", at(2024, 2, 1, 1), "E", "u"),
         ];
-        let east = rows(&group_stickiness(&activity_shifted(
-            &["k"],
-            &rows_in,
-            5 * HOUR_US,
-        )));
+        let east = rows(&group_stickiness(&activity_shifted(&["k"], &rows_in, 5 * HOUR_US)));
         assert_eq!(east.len(), 29);
         assert_eq!(nonzero(&east, ymd(2024, 2, 1)), [(1, 1)]);
         let utc = rows(&group_stickiness(&activity(&["k"], &rows_in)));
@@ -161,8 +149,7 @@ mod tests {
 
     /// Straight from the definition: every month, every group, count its days.
     fn model(act: &Activity) -> Table {
-        let active: BTreeSet<(u16, u32, Day)> =
-            act.hits.iter().map(|h| (h.key, h.group, h.day)).collect();
+        let active: BTreeSet<(u16, u32, Day)> = act.hits.iter().map(|h| (h.key, h.group, h.day)).collect();
         let mut rows = Vec::new();
         for key in 0..act.keys.len() as u16 {
             let days: Vec<Day> = active.iter().filter(|t| t.0 == key).map(|t| t.2).collect();

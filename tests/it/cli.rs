@@ -41,12 +41,20 @@ fn validate_accepts_the_quickstart_job() {
 #[test]
 fn validate_names_file_line_column_of_unknown_key() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "bad.toml", &JOB.replace("[output]\n", "[output]\nformt = \"csv\"\n"));
+    let p = write(
+        dir.path(),
+        "bad.toml",
+        &JOB.replace("[output]\n", "[output]\nformt = \"csv\"\n"),
+    );
     let o = groupetl(dir.path(), &["validate", &p]);
     assert_eq!(o.code, 2);
     let first = o.stderr.lines().next().unwrap();
     assert!(first.starts_with("error: invalid job file"), "{}", o.stderr);
-    assert!(o.stderr.contains("bad.toml:9:1: in `[output]`: unknown field `formt`"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("bad.toml:9:1: in `[output]`: unknown field `formt`"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -57,8 +65,17 @@ fn validate_reports_every_semantic_problem() {
     let p = write(dir.path(), "bad.toml", &text);
     let o = groupetl(dir.path(), &["validate", &p]);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.lines().next().unwrap().contains("(4 problems)"), "{}", o.stderr);
-    for want in ["`version`", "`timezone`", "`funnels[0].group_key`", "`funnels[0].window_days`"] {
+    assert!(
+        o.stderr.lines().next().unwrap().contains("(4 problems)"),
+        "{}",
+        o.stderr
+    );
+    for want in [
+        "`version`",
+        "`timezone`",
+        "`funnels[0].group_key`",
+        "`funnels[0].window_days`",
+    ] {
         assert!(o.stderr.contains(want), "missing {want}: {}", o.stderr);
     }
 }
@@ -66,10 +83,19 @@ fn validate_reports_every_semantic_problem() {
 #[test]
 fn missing_environment_variable_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "env.toml", &JOB.replace("EVENTS", "${GROUPETL_TEST_UNSET_VAR}/x.ndjson"));
+    let p = write(
+        dir.path(),
+        "env.toml",
+        &JOB.replace("EVENTS", "${GROUPETL_TEST_UNSET_VAR}/x.ndjson"),
+    );
     let o = groupetl(dir.path(), &["validate", &p]);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.contains("environment variable `GROUPETL_TEST_UNSET_VAR` is not set"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("environment variable `GROUPETL_TEST_UNSET_VAR` is not set"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -81,7 +107,11 @@ fn missing_input_fails_validate_and_run_without_writing() {
     assert!(o.stdout.contains("✗ events: input"), "{}", o.stdout);
     let o = groupetl(dir.path(), &["run", &p]);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.starts_with("error: run of job `cli` failed: input"), "{}", o.stderr);
+    assert!(
+        o.stderr.starts_with("error: run of job `cli` failed: input"),
+        "{}",
+        o.stderr
+    );
     assert!(!dir.path().join("out").exists());
 }
 
@@ -89,14 +119,33 @@ fn missing_input_fails_validate_and_run_without_writing() {
 fn bad_invocations_exit_2() {
     let o = groupetl(&repo(), &["run", "jobs/quickstart.toml", "--from", "2024-01-01"]);
     assert_eq!(o.code, 2);
-    let o = groupetl(&repo(), &["run", "jobs/quickstart.toml", "--from", "2024-02-01", "--to", "2024-01-01"]);
+    let o = groupetl(
+        &repo(),
+        &[
+            "run",
+            "jobs/quickstart.toml",
+            "--from",
+            "2024-02-01",
+            "--to",
+            "2024-01-01",
+        ],
+    );
     assert_eq!(o.code, 2);
-    assert!(o.stderr.starts_with("error: --from 2024-02-01 is after --to 2024-01-01"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .starts_with("error: --from 2024-02-01 is after --to 2024-01-01"),
+        "{}",
+        o.stderr
+    );
     let o = groupetl(&repo(), &["frobnicate"]);
     assert_eq!(o.code, 2);
     let o = groupetl(&repo(), &["run", "no/such/job.toml"]);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.starts_with("error: cannot read job file `no/such/job.toml`"), "{}", o.stderr);
+    assert!(
+        o.stderr.starts_with("error: cannot read job file `no/such/job.toml`"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -150,10 +199,13 @@ fn max_rejects_fails_the_run_and_keeps_previous_partitions() {
         .collect();
     assert!(!before.is_empty());
 
-    let o = groupetl(&repo(), &["run", &job_path, "--max-rejects", "3"]);
+    let o = groupetl(&repo(), &["run", &job_path, "--full-refresh", "--max-rejects", "3"]);
     assert_eq!(o.code, 1);
     let first = o.stderr.lines().next().unwrap();
-    assert!(first.contains("bad records, more than --max-rejects 3; nothing was written"), "{first}");
+    assert!(
+        first.contains("bad records, more than --max-rejects 3; nothing was written"),
+        "{first}"
+    );
     let after: Vec<_> = data_files(&out, "group_daily")
         .into_iter()
         .map(|(p, _)| (p.clone(), std::fs::read(&p).unwrap()))
@@ -161,7 +213,7 @@ fn max_rejects_fails_the_run_and_keeps_previous_partitions() {
     assert_eq!(before, after);
 
     // Within the limit the run succeeds.
-    let o = groupetl(&repo(), &["run", &job_path, "--max-rejects", "1000"]);
+    let o = groupetl(&repo(), &["run", &job_path, "--full-refresh", "--max-rejects", "1000"]);
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
 
@@ -178,7 +230,10 @@ fn backfill_rewrites_only_its_range() {
     std::fs::write(outside.join("part-0.parquet"), b"marker").unwrap();
     let inside_before = std::fs::read(inside.join("part-0.parquet")).unwrap();
     std::fs::write(inside.join("part-0.parquet"), b"stale").unwrap();
-    let o = groupetl(&repo(), &["run", &job_path, "--from", "2024-01-01", "--to", "2024-01-03"]);
+    let o = groupetl(
+        &repo(),
+        &["run", &job_path, "--from", "2024-01-01", "--to", "2024-01-03"],
+    );
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(std::fs::read(outside.join("part-0.parquet")).unwrap(), b"marker");
     assert_eq!(std::fs::read(inside.join("part-0.parquet")).unwrap(), inside_before);

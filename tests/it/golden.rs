@@ -82,7 +82,12 @@ fn rerun_gives_identical_files() {
         ALL_TABLES
             .iter()
             .flat_map(|t| crate::common::data_files(out, t))
-            .map(|(p, _)| (p.strip_prefix(out).unwrap().display().to_string(), std::fs::read(&p).unwrap()))
+            .map(|(p, _)| {
+                (
+                    p.strip_prefix(out).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
             .collect()
     };
     let first = snapshot(&out);
@@ -109,12 +114,27 @@ fn hive_layout_and_types() {
     }
     // The partition column lives in the path only; counts are Int64; timestamps UTC µs.
     let f = &crate::common::data_files(&out, "group_daily")[0].0;
-    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap()).unwrap();
-    let names: Vec<String> = r.schema().fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
-    assert_eq!(names, ["group_key:Utf8", "group_id:Utf8", "events:Int64", "users:Int64"]);
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
+        .unwrap();
+    let names: Vec<String> = r
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
+    assert_eq!(
+        names,
+        ["group_key:Utf8", "group_id:Utf8", "events:Int64", "users:Int64"]
+    );
     let f = &crate::common::data_files(&out, "group_profiles")[0].0;
-    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap()).unwrap();
-    let names: Vec<String> = r.schema().fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
+        .unwrap();
+    let names: Vec<String> = r
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
     assert_eq!(
         names,
         [
