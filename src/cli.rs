@@ -20,6 +20,50 @@ use crate::sources;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More log output (-v info, -vv debug); `RUST_LOG=LEVEL` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "GROUPETL_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Never draw progress bars (they are drawn only on a terminal anyway).
+    #[arg(long, global = true, env = "GROUPETL_NO_PROGRESS")]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Structured log lines on stderr: warnings by default, `-v` info, `-vv` debug.
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<LevelFilter>().ok())
+        .unwrap_or(if cli.quiet {
+            LevelFilter::ERROR
+        } else {
+            match cli.verbose {
+                0 => LevelFilter::WARN,
+                1 => LevelFilter::INFO,
+                _ => LevelFilter::DEBUG,
+            }
+        });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match cli.log_format {
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,6 +177,8 @@ fn range(from: &Option<String>, to: &Option<String>) -> Result<Option<(chrono::N
 
 /// Runs the parsed command line.
 pub fn main(cli: Cli) -> Status {
+    init_logging(&cli);
+    let progress = !cli.no_progress && !cli.quiet;
     match cli.command {
         Command::Run {
             job,
@@ -155,6 +201,7 @@ pub fn main(cli: Cli) -> Status {
                 full_refresh,
                 max_rejects,
                 run_id: None,
+                progress,
             };
             match runner::run(&job, &opts) {
                 Ok(summary) => {
@@ -196,7 +243,14 @@ fn validate(path: &PathBuf) -> Status {
         Err(s) => return s,
     };
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "✓ job file {} (job `{}`)", path.display(), job.name);
+    let _ = writeln!(
+        out,
+        "✓ job file {} (job `{}`, {} group keys, {} funnels)",
+        path.display(),
+        job.name,
+        job.group_keys.len(),
+        job.funnels.len()
+    );
     let mut ok = true;
     let mut check = |what: &str, patterns: &[String], ft| match sources::list_inputs(patterns) {
         Ok(files) => {
@@ -227,32 +281,21 @@ fn validate(path: &PathBuf) -> Status {
 }
 
 fn plan(job: &Job, range: Option<(chrono::NaiveDate, chrono::NaiveDate)>) -> Status {
-    let inputs = match runner::list(job) {
-        Ok(i) => i,
+    let opts = RunOptions {
+        range,
+        ..Default::default()
+    };
+    match runner::plan(job, &opts) {
+        Ok(lines) => {
+            let mut out = std::io::stdout().lock();
+            for l in lines {
+                let _ = writeln!(out, "{l}");
+            }
+            Status::Ok
+        }
         Err(e) => {
             error(format!("plan of job `{}` failed: {e}", job.name), &[]);
-            return Status::Failed;
-        }
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "job {} → {}", job.name, job.output.path);
-    for (what, files) in [("events", &inputs.events), ("profiles", &inputs.profiles)] {
-        for f in files {
-            let _ = writeln!(
-                out,
-                "read {what} {} ({} bytes): every run reads all inputs",
-                f.path, f.size
-            );
+            Status::Failed
         }
     }
-    match range {
-        Some((a, b)) => {
-            let _ = writeln!(out, "rewrite date partitions {a} .. {b} of group_daily, group_event_daily, active_groups, group_lifecycle: backfill range");
-            let _ = writeln!(out, "rewrite group_profiles, group_retention, group_stickiness, group_funnels: unpartitioned, recomputed from all inputs");
-        }
-        None => {
-            let _ = writeln!(out, "rewrite every partition of every table: full run");
-        }
-    }
-    Status::Ok
 }

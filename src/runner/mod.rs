@@ -2,6 +2,7 @@
 //! commit, with rejects and a run summary.
 
 mod lock;
+pub mod progress;
 pub mod rejects;
 pub mod report;
 pub mod state;
@@ -21,6 +22,7 @@ use crate::sources::{self, InputFile, Record, SourceError};
 use crate::tables::{self, Table};
 use lock::Lock;
 pub use lock::LockError;
+use progress::Progress;
 use rejects::{Reject, Stream};
 pub use report::RunSummary;
 use state::{diff_inputs, InputRecord, State, StateError};
@@ -59,6 +61,8 @@ pub struct RunOptions {
     pub max_rejects: Option<u64>,
     /// Run id; generated when `None`.
     pub run_id: Option<String>,
+    /// Draw a progress bar when stderr is a terminal.
+    pub progress: bool,
 }
 
 /// A fresh run id: UTC time plus process id, sortable and unique per host.
@@ -113,12 +117,20 @@ fn raw_text(v: &serde_json::Value) -> String {
 /// memory stays bounded by the window.
 fn read_in_order<T: Send>(
     files: &[InputFile],
+    progress: &Progress,
     per_file: impl Fn(&InputFile) -> Result<T, SourceError> + Sync,
     mut consume: impl FnMut(T),
 ) -> Result<(), SourceError> {
     let window = rayon::current_num_threads().max(1) * 2;
     for chunk in files.chunks(window) {
-        let results: Vec<Result<T, SourceError>> = chunk.par_iter().map(&per_file).collect();
+        let results: Vec<Result<T, SourceError>> = chunk
+            .par_iter()
+            .map(|f| {
+                let r = per_file(f);
+                progress.inc(f.size);
+                r
+            })
+            .collect();
         for r in results {
             consume(r?);
         }
@@ -129,6 +141,7 @@ fn read_in_order<T: Send>(
 fn read_events(
     job: &Job,
     files: &[InputFile],
+    progress: &Progress,
     attr: &mut Attributor,
     rejects: &mut Vec<Reject>,
 ) -> Result<(), SourceError> {
@@ -139,6 +152,7 @@ fn read_events(
     };
     read_in_order(
         files,
+        progress,
         |f| {
             let mut events: Vec<RawEvent> = Vec::new();
             let mut bad: Vec<Reject> = Vec::new();
@@ -163,7 +177,12 @@ fn read_events(
 
 /// Profile operations in input order, with sequence numbers; ops that `order = "time"`
 /// cannot place (no time) are rejected.
-fn read_profiles(job: &Job, files: &[InputFile], rejects: &mut Vec<Reject>) -> Result<Vec<Sequenced>, SourceError> {
+fn read_profiles(
+    job: &Job,
+    files: &[InputFile],
+    progress: &Progress,
+    rejects: &mut Vec<Reject>,
+) -> Result<Vec<Sequenced>, SourceError> {
     let Some(p) = &job.profiles else { return Ok(Vec::new()) };
     let mut ops: Vec<Sequenced> = Vec::new();
     let ctx = ProfileContext {
@@ -171,6 +190,7 @@ fn read_profiles(job: &Job, files: &[InputFile], rejects: &mut Vec<Reject>) -> R
     };
     read_in_order(
         files,
+        progress,
         |f| {
             let mut out: Vec<ProfileOp> = Vec::new();
             let mut bad: Vec<Reject> = Vec::new();
@@ -224,7 +244,7 @@ pub struct Computed {
 }
 
 /// Reads every input and computes every table, writing nothing.
-pub fn compute(job: &Job, inputs: &Inputs) -> Result<Computed, SourceError> {
+pub fn compute(job: &Job, inputs: &Inputs, progress: &Progress) -> Result<Computed, SourceError> {
     let mut summary = RunSummary {
         event_files: inputs.events.len(),
         profile_files: inputs.profiles.len(),
@@ -234,13 +254,18 @@ pub fn compute(job: &Job, inputs: &Inputs) -> Result<Computed, SourceError> {
 
     let t = Instant::now();
     let mut attr = Attributor::new(job);
-    read_events(job, &inputs.events, &mut attr, &mut rejects)?;
+    progress.start("events", inputs.events.iter().map(|f| f.size).sum());
+    tracing::info!(files = inputs.events.len(), "reading events");
+    read_events(job, &inputs.events, progress, &mut attr, &mut rejects)?;
     let (activity, stats) = attr.finish();
     summary.attribution = stats;
     summary.phase("read + attribute events", t);
 
     let t = Instant::now();
-    let mut ops = read_profiles(job, &inputs.profiles, &mut rejects)?;
+    progress.start("profiles", inputs.profiles.iter().map(|f| f.size).sum());
+    tracing::info!(files = inputs.profiles.len(), "reading profile operations");
+    let mut ops = read_profiles(job, &inputs.profiles, progress, &mut rejects)?;
+    progress.finish();
     summary.profile_ops = ops.len() as u64;
     summary.profile_ops_other_keys = ops
         .iter()
@@ -475,6 +500,7 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
                     event_files: inputs.events.len(),
                     profile_files: inputs.profiles.len(),
                     input_diff: diff,
+                    recovered,
                     elapsed: started.elapsed(),
                     ..Default::default()
                 });
@@ -486,7 +512,7 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
         tables,
         rejects,
         mut summary,
-    } = compute(job, &inputs)?;
+    } = compute(job, &inputs, &Progress::new(opts.progress))?;
     summary.phases.insert(0, ("list inputs".into(), list_time));
     summary.run_id = run_id.clone();
     summary.output = job.output.path.clone();
@@ -531,6 +557,78 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
     summary.partitions_removed = stats.partitions_removed;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// `groupetl plan`: the lines saying which inputs a run would read and which partitions it
+/// would write or remove, and why. Reads the inputs (to know the partitions exactly) but
+/// writes nothing and takes no lock.
+pub fn plan(job: &Job, opts: &RunOptions) -> Result<Vec<String>, RunError> {
+    let mode = Mode::from_options(opts)?;
+    let inputs = list(job)?;
+    let out_root = Path::new(&job.output.path);
+    let old = State::load(out_root)?;
+    let diff = diff_inputs(old.as_ref().map_or(&[][..], |o| &o.inputs), &input_records(&inputs));
+    let mut lines = vec![format!("job {} ({}) → {}", job.name, mode.describe(), job.output.path)];
+    let status = |p: &str| {
+        if old.is_none() {
+            "first run"
+        } else if diff.new.iter().any(|n| n == p) {
+            "new"
+        } else if diff.changed.iter().any(|n| n == p) {
+            "changed"
+        } else {
+            "unchanged"
+        }
+    };
+    for (what, files) in [("events", &inputs.events), ("profiles", &inputs.profiles)] {
+        for f in files {
+            lines.push(format!(
+                "read {what} {} ({} bytes): {}",
+                f.path,
+                f.size,
+                status(&f.path)
+            ));
+        }
+    }
+    for r in &diff.removed {
+        lines.push(format!("input gone since the last run: {r}"));
+    }
+    if mode == Mode::Incremental {
+        if let Some(o) = &old {
+            if o.config == config_fingerprint(job) && diff.is_empty() {
+                lines.push(format!(
+                    "nothing to do: inputs and job unchanged since run {}",
+                    o.last_run_id
+                ));
+                return Ok(lines);
+            }
+            if o.config != config_fingerprint(job) {
+                lines.push("job file or groupetl version changed since the last run".into());
+            }
+        }
+    }
+    let computed = compute(job, &inputs, &Progress::hidden())?;
+    let sink_exists = |p: &Partition| {
+        out_root
+            .join(p.key())
+            .join(format!("part-0.{}", job.output.format.extension()))
+            .is_file()
+    };
+    let d = decide(job, mode, old.as_ref(), &computed.tables, &inputs, "plan", sink_exists)?;
+    for (_, p, rows, reason) in &d.puts {
+        lines.push(format!("write {} ({} rows): {}", p.key(), rows.len(), reason.text()));
+    }
+    for (p, reason) in &d.removes {
+        lines.push(format!("remove {}: {}", p.key(), reason.text()));
+    }
+    lines.push(format!(
+        "{} partitions to write, {} to remove, {} unchanged; {} bad records would be rejected",
+        d.puts.len(),
+        d.removes.len(),
+        d.unchanged,
+        computed.rejects.len()
+    ));
+    Ok(lines)
 }
 
 /// Parses a `--from`/`--to` value.

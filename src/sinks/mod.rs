@@ -253,7 +253,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
 /// Applies a journal. Idempotent: a put whose staged file is gone was already applied.
 fn apply(root: &Path, journal: &Journal) -> Result<CommitStats, SinkError> {
     let mut stats = CommitStats::default();
-    for op in &journal.ops {
+    // Test hook for the crash-recovery tests: die like `kill -9` after N operations.
+    let crash_after: Option<usize> = std::env::var("GROUPETL_TEST_CRASH_AFTER_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for (i, op) in journal.ops.iter().enumerate() {
+        if crash_after == Some(i) {
+            std::process::abort();
+        }
         match op {
             CommitOp::Put { staged, dir, file } => {
                 let src = root.join(staged);

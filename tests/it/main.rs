@@ -5,3 +5,4 @@ mod common;
 mod formats;
 mod golden;
 mod model;
+mod runner;

@@ -435,7 +435,13 @@ fn generate(rng: &mut StdRng) -> Case {
     }
 
     // Events: each company shape has its own active days, so groups come and go.
-    let n_event_files = rng.random_range(2..=3);
+    // Now and then more files than the reader's parallel window (and names whose path order
+    // is not their number order: e10 < e2).
+    let n_event_files = if rng.random_bool(0.1) {
+        rng.random_range(30..=45)
+    } else {
+        rng.random_range(2..=3)
+    };
     let mut event_files: Vec<(String, bool, Vec<String>)> = (0..n_event_files)
         .map(|i| {
             let gz = rng.random_bool(0.4);
@@ -621,7 +627,11 @@ fn generate(rng: &mut StdRng) -> Case {
     }
 
     // Profile operations.
-    let n_profile_files = rng.random_range(2..=3);
+    let n_profile_files = if rng.random_bool(0.1) {
+        rng.random_range(11..=40)
+    } else {
+        rng.random_range(2..=3)
+    };
     let mut profile_files: Vec<(String, bool, Vec<String>)> = (0..n_profile_files)
         .map(|i| {
             let gz = rng.random_bool(0.4);
@@ -686,6 +696,13 @@ fn generate(rng: &mut StdRng) -> Case {
         profile_files[f].2.push(line_of(&Value::Object(body)));
     }
 
+    // A blank line is no record (and no reject).
+    if rng.random_bool(0.2) {
+        let f = rng.random_range(0..event_files.len());
+        let at = rng.random_range(0..=event_files[f].2.len());
+        event_files[f].2.insert(at, "  ".to_string());
+    }
+
     // Bad lines, each in a random place.
     let bad_lines = rng.random_range(0..=3);
     for _ in 0..bad_lines {
@@ -724,6 +741,13 @@ fn generate(rng: &mut StdRng) -> Case {
 }
 
 impl Case {
+    /// Input files in arrival order: by path (all in one folder, so by name).
+    fn sorted<'a>(&self, files: &'a [(String, bool, Vec<String>)]) -> Vec<&'a (String, bool, Vec<String>)> {
+        let mut v: Vec<_> = files.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     fn toml(&self, dir: &Path) -> String {
         let d = dir.display();
         let mut t = format!("version = 1\nname = \"model\"\ntimezone = \"{}\"\n", self.tz.name());
@@ -937,8 +961,11 @@ fn model(case: &Case) -> Model {
 
     // §4: read events in input order (files by path, then line).
     let mut events: Vec<Ev> = Vec::new();
-    for (_, _, lines) in &case.event_files {
+    for (_, _, lines) in case.sorted(&case.event_files) {
         for line in lines {
+            if line.trim().is_empty() {
+                continue;
+            }
             let Ok(v) = serde_json::from_str::<Value>(line) else {
                 rejects += 1;
                 continue;
@@ -1240,7 +1267,7 @@ fn model(case: &Case) -> Model {
 
     // §5: profile operations.
     let mut ops: Vec<OpRec> = Vec::new();
-    for (_, _, lines) in &case.profile_files {
+    for (_, _, lines) in case.sorted(&case.profile_files) {
         for line in lines {
             let Ok(v) = serde_json::from_str::<Value>(line) else {
                 rejects += 1;

@@ -1,0 +1,320 @@
+//! The runner over time: incremental runs against a full refresh, crashes at any point,
+//! the lock, and `plan`.
+
+use std::path::{Path, PathBuf};
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::common::{data_files, groupetl, groupetl_env, read_table, repo, ALL_TABLES};
+
+/// The sample's input files, relative to `sample_data/mixpanel`.
+fn sample_files() -> Vec<String> {
+    let mut v = Vec::new();
+    for sub in ["events", "groups"] {
+        for e in std::fs::read_dir(repo().join("sample_data/mixpanel").join(sub)).unwrap() {
+            v.push(format!("{sub}/{}", e.unwrap().file_name().to_string_lossy()));
+        }
+    }
+    v.sort();
+    v
+}
+
+fn job_text(inputs: &Path, out: &Path) -> String {
+    format!(
+        r#"version = 1
+name = "runner-test"
+timezone = "America/New_York"
+[events]
+format = "mixpanel"
+paths = ["{i}/events/*"]
+[profiles]
+format = "mixpanel"
+paths = ["{i}/groups/*.ndjson"]
+[[group_keys]]
+key = "company_id"
+name_property = "name"
+[[group_keys]]
+key = "team_id"
+effective_from = "2024-01-20"
+[output]
+path = "{o}"
+[[funnels]]
+name = "activation"
+group_key = "company_id"
+steps = ["Sign Up", "Create Project", "Invite Teammate"]
+"#,
+        i = inputs.display(),
+        o = out.display()
+    )
+}
+
+fn copy_in(inputs: &Path, file: &str) {
+    let dst = inputs.join(file);
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    std::fs::copy(repo().join("sample_data/mixpanel").join(file), dst).unwrap();
+}
+
+fn write_job(dir: &Path, inputs: &Path, out: &Path) -> PathBuf {
+    let p = dir.join(format!("job-{}.toml", out.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&p, job_text(inputs, out)).unwrap();
+    p
+}
+
+fn run(job: &Path, extra: &[&str]) -> crate::common::Output {
+    let mut args = vec!["run", job.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = groupetl(&repo(), &args);
+    assert_eq!(o.code, 0, "run failed: {}", o.stderr);
+    o
+}
+
+/// Every table's rows, plus the set of data files (a stale partition is a bug even when
+/// it holds the right rows).
+fn snapshot(out: &Path) -> Vec<(String, Vec<String>, Vec<String>)> {
+    ALL_TABLES
+        .iter()
+        .map(|t| {
+            let files = data_files(out, t)
+                .into_iter()
+                .map(|(p, _)| p.strip_prefix(out).unwrap().display().to_string())
+                .collect();
+            (t.to_string(), files, read_table(out, t))
+        })
+        .collect()
+}
+
+fn full_refresh_of(dir: &Path, inputs: &Path) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let out = dir.join("full");
+    let _ = std::fs::remove_dir_all(&out);
+    run(&write_job(dir, inputs, &out), &["--full-refresh"]);
+    snapshot(&out)
+}
+
+#[test]
+fn incremental_runs_equal_one_full_refresh() {
+    for seed in 0..4u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = dir.path().join("in");
+        let out = dir.path().join("inc");
+        let job = write_job(dir.path(), &inputs, &out);
+        let mut files = sample_files();
+        files.shuffle(&mut rng);
+        // Both globs need a match before the first run.
+        let first_event = files.iter().position(|f| f.starts_with("events/")).unwrap();
+        let first_group = files.iter().position(|f| f.starts_with("groups/")).unwrap();
+        copy_in(&inputs, &files[first_event]);
+        copy_in(&inputs, &files[first_group]);
+        let mut rest: Vec<String> = files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != first_event && *i != first_group)
+            .map(|(_, f)| f.clone())
+            .collect();
+        run(&job, &[]);
+        while !rest.is_empty() {
+            let n = rng.random_range(1..=3).min(rest.len());
+            for f in rest.drain(..n) {
+                copy_in(&inputs, &f);
+            }
+            // Now and then an input changes in place: truncated, then restored later.
+            if rng.random_bool(0.3) {
+                let victim = inputs.join("groups/ops.ndjson");
+                if victim.exists() {
+                    let text = std::fs::read_to_string(&victim).unwrap();
+                    let half: String = text.lines().take(10).map(|l| format!("{l}\n")).collect();
+                    std::fs::write(&victim, half).unwrap();
+                    run(&job, &[]);
+                    copy_in(&inputs, "groups/ops.ndjson");
+                }
+            }
+            run(&job, &[]);
+            assert_eq!(snapshot(&out), full_refresh_of(dir.path(), &inputs), "seed {seed}");
+        }
+        // Nothing new: a no-op that says so.
+        let o = run(&job, &[]);
+        assert!(o.stdout.contains("up to date"), "{}", o.stdout);
+    }
+}
+
+#[test]
+fn removed_input_removes_its_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    let out = dir.path().join("inc");
+    for f in sample_files() {
+        copy_in(&inputs, &f);
+    }
+    let job = write_job(dir.path(), &inputs, &out);
+    run(&job, &[]);
+    std::fs::remove_file(inputs.join("events/2024-02-26.csv")).unwrap();
+    let o = run(&job, &[]);
+    assert!(o.stdout.contains("1 removed since the last run"), "{}", o.stdout);
+    assert_eq!(snapshot(&out), full_refresh_of(dir.path(), &inputs));
+    assert!(!out.join("group_daily/date=2024-02-28").exists());
+}
+
+#[test]
+fn crash_during_commit_is_finished_by_the_next_run() {
+    for crash_after in [0usize, 1, 7, 60] {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs = dir.path().join("in");
+        let out = dir.path().join("inc");
+        let files = sample_files();
+        for f in files.iter().filter(|f| !f.contains("2024-02")) {
+            copy_in(&inputs, f);
+        }
+        let job = write_job(dir.path(), &inputs, &out);
+        run(&job, &[]);
+        for f in &files {
+            copy_in(&inputs, f);
+        }
+        let n = crash_after.to_string();
+        let o = groupetl_env(
+            &repo(),
+            &["run", job.to_str().unwrap()],
+            &[("GROUPETL_TEST_CRASH_AFTER_OPS", n.as_str())],
+        );
+        assert_ne!(o.code, 0, "the run should have crashed");
+        // Every partition on disk is a complete, readable file (old or new).
+        for t in ALL_TABLES {
+            read_table(&out, t);
+        }
+        assert!(out.join("_state/journal.json").exists());
+        let o = run(&job, &[]);
+        assert!(
+            o.stdout.contains("finished the commit of interrupted run"),
+            "{}",
+            o.stdout
+        );
+        assert_eq!(
+            snapshot(&out),
+            full_refresh_of(dir.path(), &inputs),
+            "crash after {crash_after}"
+        );
+        assert!(!out.join("_staging").exists());
+    }
+}
+
+#[test]
+fn kill_at_random_points_never_corrupts_the_output() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    let out = dir.path().join("inc");
+    let files = sample_files();
+    for f in files.iter().filter(|f| !f.contains("2024-02")) {
+        copy_in(&inputs, f);
+    }
+    let job = write_job(dir.path(), &inputs, &out);
+    run(&job, &[]);
+    let before = snapshot(&out);
+    for f in &files {
+        copy_in(&inputs, f);
+    }
+    for _ in 0..6 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_groupetl"))
+            .args(["run", job.to_str().unwrap(), "--full-refresh"])
+            .current_dir(repo())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(rng.random_range(0..120)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        // Readable at every point; unchanged unless the run reached its commit point.
+        let now = snapshot(&out);
+        if !out.join("_state/journal.json").exists() && now != before {
+            // The run committed completely before the kill landed.
+            assert_eq!(now, full_refresh_of(dir.path(), &inputs));
+        }
+    }
+    run(&job, &[]);
+    assert_eq!(snapshot(&out), full_refresh_of(dir.path(), &inputs));
+}
+
+#[test]
+fn second_concurrent_run_fails_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    let out = dir.path().join("inc");
+    for f in sample_files() {
+        copy_in(&inputs, &f);
+    }
+    let job = write_job(dir.path(), &inputs, &out);
+    std::fs::create_dir_all(out.join("_state")).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    // A live holder: this test process.
+    let holder = serde_json::json!({"run_id": "other", "pid": std::process::id(), "host": host.trim(),
+        "started_at": chrono::Utc::now().timestamp()});
+    std::fs::write(out.join("_state/lock"), holder.to_string()).unwrap();
+    let o = groupetl(&repo(), &["run", job.to_str().unwrap()]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("another run of this job is in progress (run other"),
+        "{}",
+        o.stderr
+    );
+    assert!(!out.join("group_daily").exists());
+    // A dead holder's lock is taken over.
+    let dead = serde_json::json!({"run_id": "dead", "pid": 999_999_999u32, "host": host.trim(),
+        "started_at": chrono::Utc::now().timestamp()});
+    std::fs::write(out.join("_state/lock"), dead.to_string()).unwrap();
+    run(&job, &[]);
+    assert!(!out.join("_state/lock").exists(), "lock released after the run");
+}
+
+#[test]
+fn plan_says_what_and_why_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    let out = dir.path().join("inc");
+    let files = sample_files();
+    for f in files.iter().filter(|f| !f.contains("2024-02-26")) {
+        copy_in(&inputs, f);
+    }
+    let job = write_job(dir.path(), &inputs, &out);
+    let o = groupetl(&repo(), &["plan", job.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.contains("(first run)") || o.stdout.contains(": first run"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("write group_daily/date=2024-01-02 ("), "{}", o.stdout);
+    assert!(!out.exists(), "plan wrote something");
+
+    run(&job, &[]);
+    let o = groupetl(&repo(), &["plan", job.to_str().unwrap()]);
+    assert!(o.stdout.contains("nothing to do"), "{}", o.stdout);
+
+    copy_in(&inputs, "events/2024-02-26.csv");
+    let o = groupetl(&repo(), &["plan", job.to_str().unwrap()]);
+    let csv_line = o.stdout.lines().find(|l| l.contains("2024-02-26.csv")).unwrap();
+    assert!(csv_line.ends_with(": new"), "{csv_line}");
+    assert!(o.stdout.contains("write group_daily/date=2024-02-27 ("), "{}", o.stdout);
+    assert!(o.stdout.contains("new partition"), "{}", o.stdout);
+    // Activity windows reach past the new file's own dates only where content changes.
+    assert!(!o.stdout.contains("write group_daily/date=2024-01-02 "), "{}", o.stdout);
+
+    let o = groupetl(
+        &repo(),
+        &[
+            "plan",
+            job.to_str().unwrap(),
+            "--from",
+            "2024-01-05",
+            "--to",
+            "2024-01-06",
+        ],
+    );
+    assert!(
+        o.stdout
+            .contains("write active_groups/date=2024-01-05 (1 rows): in the backfill range"),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("date=2024-01-07"), "{}", o.stdout);
+}
