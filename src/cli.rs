@@ -2,7 +2,7 @@
 //! 0 success, 1 the run failed, 2 bad invocation or job file.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -135,7 +135,7 @@ fn error(first: impl std::fmt::Display, rest: &[String]) {
     }
 }
 
-fn load(job: &PathBuf) -> Result<Job, Status> {
+fn load(job: &Path) -> Result<Job, Status> {
     Job::load(job).map_err(|e| {
         match &e {
             crate::job::JobError::Invalid { path, problems } => {
@@ -237,7 +237,7 @@ pub fn main(cli: Cli) -> Status {
     }
 }
 
-fn validate(path: &PathBuf) -> Status {
+fn validate(path: &Path) -> Status {
     let job = match load(path) {
         Ok(j) => j,
         Err(s) => return s,

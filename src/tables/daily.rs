@@ -31,12 +31,15 @@ pub fn group_event_daily(act: &Activity) -> Table {
     per_group_day(act, true)
 }
 
+/// (day, key rank, group rank, event rank, key, group, event, events, users): sorting
+/// by the leading ranks gives the output order.
+type Row = (Day, u32, u32, u32, u16, Sym, Sym, i64, i64);
+
 fn per_group_day(act: &Activity, by_event: bool) -> Table {
     let key_rank = super::key_ranks(&act.keys);
     let group_rank = sym_ranks(&act.groups);
     let event_rank = if by_event { sym_ranks(&act.events) } else { Vec::new() };
-    // (day, key rank, group rank, event rank, key, group, event, events, users)
-    let mut rows: Vec<(Day, u32, u32, u32, u16, Sym, Sym, i64, i64)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut pairs: Vec<(Day, Sym, Sym)> = Vec::new();
     for hits in act.by_group() {
         let (key, group) = (hits[0].key, hits[0].group);
