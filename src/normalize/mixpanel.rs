@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use super::values::{a_type, epoch_auto_us, epoch_ms_us, group_ids, required_id, type_name, user_id};
+use super::values::{a_type, epoch_auto_us, epoch_ms_us, memberships, required_id, type_name, user_id};
 use super::{DedupKey, EventContext, Op, ProfileOp, RawEvent};
 
 /// Keys of a `/groups` body that are metadata, not operators.
@@ -72,15 +72,7 @@ pub fn event(v: &Value, ctx: &EventContext) -> Result<RawEvent, String> {
         Some(Value::Number(n)) => Some(super::values::number_text(n)),
         Some(other) => return Err(format!("`$insert_id` has the wrong type ({})", type_name(other))),
     };
-    let mut groups = Vec::new();
-    let mut ids = Vec::new();
-    for (k, key) in ctx.keys.iter().enumerate() {
-        if let Some(v) = f.get(&[key.as_str()]) {
-            ids.clear();
-            group_ids(v, &mut ids);
-            groups.extend(ids.drain(..).map(|id| (k as u16, id)));
-        }
-    }
+    let groups = memberships(ctx.keys, |key| f.get(&[key]));
     Ok(RawEvent {
         name,
         user,

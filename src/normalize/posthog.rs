@@ -25,7 +25,7 @@
 use serde_json::{Map, Value};
 
 use super::mixpanel::parse_op;
-use super::values::{group_ids, iso_us, number_text, type_name, user_id};
+use super::values::{iso_us, memberships, number_text, type_name, user_id};
 use super::{DedupKey, EventContext, Op, ProfileOp, RawEvent};
 
 /// PostHog drops a `$groupidentify` whose `$group_key` is longer than this.
@@ -95,14 +95,7 @@ pub fn event(v: &Value, ctx: &EventContext) -> Result<RawEvent, String> {
     // though `$groups` stays in the properties.
     let processed = props.and_then(|p| p.get("$process_person_profile")) != Some(&Value::Bool(false));
     if let Some(Value::Object(g)) = props.and_then(|p| p.get("$groups")).filter(|_| processed) {
-        let mut ids = Vec::new();
-        for (k, key) in ctx.keys.iter().enumerate() {
-            if let Some(v) = g.get(key) {
-                ids.clear();
-                group_ids(v, &mut ids);
-                groups.extend(ids.drain(..).map(|id| (k as u16, id)));
-            }
-        }
+        groups = memberships(ctx.keys, |key| g.get(key));
     }
     Ok(RawEvent {
         name,

@@ -19,7 +19,7 @@
 use serde_json::{Map, Value};
 
 use super::mixpanel::parse_op;
-use super::values::{group_ids, iso_us, number_text, required_id, type_name, user_id};
+use super::values::{iso_us, memberships, number_text, required_id, type_name, user_id};
 use super::{DedupKey, EventContext, ProfileContext, ProfileOp, RawEvent};
 
 const OPERATORS: [&str; 6] = ["$set", "$set_once", "$unset", "$union", "$remove", "$delete"];
@@ -97,19 +97,11 @@ pub fn event(v: &Value, ctx: &EventContext) -> Result<RawEvent, String> {
         Some(c) => properties(top, c)?,
         None => None,
     };
-    let mut groups = Vec::new();
-    let mut ids = Vec::new();
-    for (k, key) in ctx.keys.iter().enumerate() {
-        let v = top
-            .get(key)
+    let groups = memberships(ctx.keys, |key| {
+        top.get(key)
             .filter(|v| !v.is_null())
-            .or_else(|| props.as_ref().and_then(|p| p.get(key)));
-        if let Some(v) = v {
-            ids.clear();
-            group_ids(v, &mut ids);
-            groups.extend(ids.drain(..).map(|id| (k as u16, id)));
-        }
-    }
+            .or_else(|| props.as_ref().and_then(|p| p.get(key)))
+    });
     Ok(RawEvent {
         name,
         user,

@@ -150,6 +150,21 @@ pub fn group_ids(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Candidate memberships of one event: for each of the job's `keys` (by index), the
+/// distinct group ids of the value `lookup` finds for it.
+pub fn memberships<'v>(keys: &[String], lookup: impl Fn(&str) -> Option<&'v Value>) -> Vec<(u16, String)> {
+    let mut groups = Vec::new();
+    let mut ids = Vec::new();
+    for (k, key) in keys.iter().enumerate() {
+        if let Some(v) = lookup(key) {
+            ids.clear();
+            group_ids(v, &mut ids);
+            groups.extend(ids.drain(..).map(|id| (k as u16, id)));
+        }
+    }
+    groups
+}
+
 /// A user id: non-empty string or number; empty or missing is "no user".
 pub fn user_id(field: &str, v: Option<&Value>) -> Result<Option<String>, String> {
     match v {
