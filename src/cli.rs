@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::job::Job;
 use crate::runner::{self, RunError, RunOptions};
 use crate::sources;
+use crate::storage::{self, Patience, Root, Stores};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -252,30 +253,81 @@ fn validate(path: &Path) -> Status {
         job.funnels.len()
     );
     let mut ok = true;
-    let mut check = |what: &str, patterns: &[String], ft| match sources::list_inputs(patterns) {
-        Ok(files) => {
-            let bytes: u64 = files.iter().map(|f| f.size).sum();
-            let _ = writeln!(out, "✓ {what}: {} files, {bytes} bytes", files.len());
-            for f in &files {
-                if let Err(e) = sources::probe_file(f, ft) {
+    // Probes use a short timeout and one retry: `validate` answers in seconds.
+    let stores = Stores::with_patience(&job.s3, Patience::Probe);
+    let mut paths: Vec<&String> = job.events.paths.iter().collect();
+    if let Some(p) = &job.profiles {
+        paths.extend(&p.paths);
+    }
+    paths.push(&job.output.path);
+    if paths.iter().any(|p| storage::is_s3(p)) {
+        match stores.describe() {
+            Ok(d) => {
+                let _ = writeln!(out, "✓ S3: {d}");
+            }
+            Err(e) => {
+                let _ = writeln!(out, "✗ S3: {e}");
+                ok = false;
+            }
+        }
+    }
+    let mut check = |what: &str, patterns: &[String], ft| {
+        // Reachability first: one failing bucket is one line, not one per file.
+        let mut reachable = true;
+        for p in patterns.iter().filter(|p| storage::is_s3(p)) {
+            match sources::probe_s3(p, &stores) {
+                Ok(at) => {
+                    let _ = writeln!(out, "✓ {what}: {at} is reachable");
+                }
+                Err(e) => {
                     let _ = writeln!(out, "✗ {what}: {e}");
-                    ok = false;
+                    reachable = false;
                 }
             }
         }
-        Err(e) => {
-            let _ = writeln!(out, "✗ {what}: {e}");
+        if !reachable {
             ok = false;
+            return;
+        }
+        match sources::list_inputs(patterns, &stores) {
+            Ok(files) => {
+                let bytes: u64 = files.iter().map(|f| f.size).sum();
+                let _ = writeln!(out, "✓ {what}: {} files, {bytes} bytes", files.len());
+                for f in &files {
+                    if let Err(e) = sources::probe_file(f, ft) {
+                        let _ = writeln!(out, "✗ {what}: {e}");
+                        ok = false;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "✗ {what}: {e}");
+                ok = false;
+            }
         }
     };
     check("events", &job.events.paths, job.events.file_type);
     if let Some(p) = &job.profiles {
         check("profiles", &p.paths, p.file_type);
     }
+    if storage::is_s3(&job.output.path) {
+        match Root::open(&job.output.path, &stores).and_then(|r| r.probe().map(|()| r)) {
+            Ok(r) => {
+                let _ = writeln!(out, "✓ output: {} is reachable", r.display(""));
+            }
+            Err(e) => {
+                let _ = writeln!(out, "✗ output: {e}");
+                ok = false;
+            }
+        }
+    }
     if ok {
         Status::Ok
     } else {
-        error("validation failed: inputs are missing or unreadable", &[]);
+        error(
+            "validation failed: inputs or output are missing, unreachable or unreadable",
+            &[],
+        );
         Status::Failed
     }
 }

@@ -10,4 +10,5 @@ pub mod normalize;
 pub mod runner;
 pub mod sinks;
 pub mod sources;
+pub mod storage;
 pub mod tables;

@@ -158,8 +158,9 @@ pub struct Funnel {
     pub window_days: u32,
 }
 
-/// `[s3]` settings; anything unset falls back to the standard `AWS_*` environment.
-#[derive(Debug, Clone, Default)]
+/// `[s3]` settings; anything unset falls back to the standard `AWS_*` environment, then to
+/// an `~/.aws` profile (see `storage::constants`). `Debug` hides the secrets.
+#[derive(Clone, Default)]
 pub struct S3Options {
     pub endpoint: Option<String>,
     pub region: Option<String>,
@@ -168,6 +169,21 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
     pub profile: Option<String>,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<hidden>");
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("allow_http", &self.allow_http)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &hidden(&self.secret_access_key))
+            .field("session_token", &hidden(&self.session_token))
+            .field("profile", &self.profile)
+            .finish()
+    }
 }
 
 impl Job {
@@ -280,6 +296,11 @@ fn resolve(raw: JobFile, at: &Located, problems: &mut Vec<String>) -> Job {
         if p.get_ref().is_empty() {
             problems.push(at.at(p, key, "must list at least one path or glob"));
         }
+        for s in p.get_ref().iter().filter(|s| crate::storage::is_s3(&s.0)) {
+            if let Err(e) = crate::storage::parse_s3_url(&s.0) {
+                problems.push(at.at(p, key, e));
+            }
+        }
         p.get_ref().iter().map(|s| s.0.clone()).collect::<Vec<_>>()
     };
 
@@ -390,6 +411,10 @@ fn resolve(raw: JobFile, at: &Located, problems: &mut Vec<String>) -> Job {
     let out_path = raw.output.path.get_ref().0.clone();
     if out_path.is_empty() {
         problems.push(at.at(&raw.output.path, "output.path", "must not be empty"));
+    } else if crate::storage::is_s3(&out_path) {
+        if let Err(e) = crate::storage::parse_s3_url(&out_path) {
+            problems.push(at.at(&raw.output.path, "output.path", e));
+        }
     }
     let output = Output {
         path: out_path,
@@ -541,6 +566,22 @@ path = "out"
         let err = Job::parse(Path::new("jobs/x.toml"), &text).unwrap_err().to_string();
         assert!(
             err.contains("jobs/x.toml:12:1: in `[output]`: unknown field `paht`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_s3_urls_are_job_file_errors() {
+        let text = MINIMAL
+            .replace("\"a/*.ndjson\"", "\"s3:///events/*.ndjson\"")
+            .replace("path = \"out\"", "path = \"s3://Not_A_Bucket/out\"");
+        let err = Job::parse(Path::new("j.toml"), &text).unwrap_err().to_string();
+        assert!(
+            err.contains("`events.paths`: `s3:///events/*.ndjson` is not a valid S3 location"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`output.path`: `s3://Not_A_Bucket/out` is not a valid S3 location"),
             "{err}"
         );
     }

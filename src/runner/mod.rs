@@ -7,7 +7,6 @@ pub mod rejects;
 pub mod report;
 pub mod state;
 
-use std::path::Path;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -19,6 +18,7 @@ use crate::job::{FoldOrder, Job};
 use crate::normalize::{self, EventContext, ProfileContext, ProfileOp, RawEvent};
 use crate::sinks::{self, Partition, Sink, SinkError};
 use crate::sources::{self, InputFile, Record, SourceError};
+use crate::storage::{Root, StorageError, Stores};
 use crate::tables::{self, Table};
 use lock::Lock;
 pub use lock::LockError;
@@ -50,6 +50,8 @@ pub enum RunError {
     Lock(#[from] LockError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// Runtime options of `groupetl run`.
@@ -80,11 +82,11 @@ pub struct Inputs {
     pub profiles: Vec<InputFile>,
 }
 
-pub fn list(job: &Job) -> Result<Inputs, SourceError> {
+pub fn list(job: &Job, stores: &Stores) -> Result<Inputs, SourceError> {
     Ok(Inputs {
-        events: sources::list_inputs(&job.events.paths)?,
+        events: sources::list_inputs(&job.events.paths, stores)?,
         profiles: match &job.profiles {
-            Some(p) => sources::list_inputs(&p.paths)?,
+            Some(p) => sources::list_inputs(&p.paths, stores)?,
             None => Vec::new(),
         },
     })
@@ -386,7 +388,7 @@ pub fn decide(
     tables: &[Table],
     inputs: &Inputs,
     run_id: &str,
-    exists: impl Fn(&Partition) -> bool,
+    sink: &Sink,
 ) -> Result<Decisions, SinkError> {
     let mut state = State::new(&job.name, config_fingerprint(job), run_id);
     state.inputs = match (mode, old) {
@@ -421,7 +423,7 @@ pub fn decide(
                 Mode::Incremental => match old_fp(&key) {
                     None => Some(Reason::New),
                     Some(f) if *f != fp => Some(Reason::Changed),
-                    Some(_) if !exists(&p) => Some(Reason::Missing),
+                    Some(_) if !sink.exists(&p) => Some(Reason::Missing),
                     Some(_) => None,
                 },
             };
@@ -432,7 +434,7 @@ pub fn decide(
             d.state.partitions.insert(key, fp);
         }
         if table.partition_by.is_some() {
-            let mut stale = sinks::existing_partitions(&job.output.path, table.name)?;
+            let mut stale = sink.existing_partitions(table.name)?;
             if let Some(o) = old {
                 let prefix = format!("{}/date=", table.name);
                 for k in o.partitions.keys().filter(|k| k.starts_with(&prefix)) {
@@ -467,30 +469,28 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     let mode = Mode::from_options(opts)?;
     let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
-    let out = job.output.path.as_str();
-    let out_root = Path::new(out);
-    if out.starts_with("s3://") {
-        return Err(SinkError::S3Unsupported(out.to_string()).into());
-    }
-    // Every input is listed before anything is written: a missing input fails the run
-    // with the output untouched.
+    let stores = Stores::new(&job.s3);
+    let root = Root::open(&job.output.path, &stores)?;
+    // Every input is listed before anything is written: a missing input (or an
+    // unreachable bucket) fails the run with the output untouched.
     let t = Instant::now();
-    let inputs = list(job)?;
+    let inputs = list(job, &stores)?;
     let list_time = t.elapsed();
+    root.probe()?;
 
-    let _lock = Lock::acquire(out_root, &run_id)?;
-    let recovered = sinks::recover(out)?;
+    let _lock = Lock::acquire(&root, &run_id)?;
+    let recovered = sinks::recover(&root)?;
     if let Some(r) = &recovered {
         tracing::info!(run_id = %r, "finished the commit of an interrupted run");
     }
-    let old = State::load(out_root)?;
+    let old = State::load(&root)?;
+    let mut sink = Sink::new(&root, job.output.format, &run_id)?;
     let diff = diff_inputs(old.as_ref().map_or(&[][..], |o| &o.inputs), &input_records(&inputs));
 
     if mode == Mode::Incremental {
         if let Some(o) = &old {
             // A partition deleted by hand is "missing": not up to date.
-            let file = format!("part-0.{}", job.output.format.extension());
-            let complete = o.partitions.keys().all(|k| out_root.join(k).join(&file).is_file());
+            let complete = o.partitions.keys().all(|k| sink.has_partition_key(k));
             if o.config == config_fingerprint(job) && diff.is_empty() && complete {
                 return Ok(RunSummary {
                     run_id,
@@ -520,11 +520,11 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
     summary.input_diff = diff;
     summary.recovered = recovered;
 
-    let rejects_path = rejects::write(out_root, &run_id, &rejects).map_err(|source| RunError::Rejects {
-        path: out_root.join("_rejects").display().to_string(),
+    let rejects_path = rejects::write(&root, &run_id, &rejects).map_err(|source| RunError::Rejects {
+        path: root.display("_rejects"),
         source,
     })?;
-    summary.rejects_path = rejects_path.as_ref().map(|p| p.display().to_string());
+    summary.rejects_path = rejects_path;
     if let Some(max) = opts.max_rejects {
         if rejects.len() as u64 > max {
             return Err(RunError::TooManyRejects {
@@ -536,8 +536,7 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
     }
 
     let t = Instant::now();
-    let mut sink = Sink::new(out, job.output.format, &run_id)?;
-    let decisions = decide(job, mode, old.as_ref(), &tables, &inputs, &run_id, |p| sink.exists(p))?;
+    let decisions = decide(job, mode, old.as_ref(), &tables, &inputs, &run_id, &sink)?;
     for (ti, p, rows, _) in &decisions.puts {
         if let Err(e) = sink.put(&tables[*ti], p, rows.clone()) {
             sink.abandon();
@@ -564,9 +563,10 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
 /// writes nothing and takes no lock.
 pub fn plan(job: &Job, opts: &RunOptions) -> Result<Vec<String>, RunError> {
     let mode = Mode::from_options(opts)?;
-    let inputs = list(job)?;
-    let out_root = Path::new(&job.output.path);
-    let old = State::load(out_root)?;
+    let stores = Stores::new(&job.s3);
+    let inputs = list(job, &stores)?;
+    let root = Root::open(&job.output.path, &stores)?;
+    let old = State::load(&root)?;
     let diff = diff_inputs(old.as_ref().map_or(&[][..], |o| &o.inputs), &input_records(&inputs));
     let mut lines = vec![format!("job {} ({}) → {}", job.name, mode.describe(), job.output.path)];
     let status = |p: &str| {
@@ -608,13 +608,8 @@ pub fn plan(job: &Job, opts: &RunOptions) -> Result<Vec<String>, RunError> {
         }
     }
     let computed = compute(job, &inputs, &Progress::hidden())?;
-    let sink_exists = |p: &Partition| {
-        out_root
-            .join(p.key())
-            .join(format!("part-0.{}", job.output.format.extension()))
-            .is_file()
-    };
-    let d = decide(job, mode, old.as_ref(), &computed.tables, &inputs, "plan", sink_exists)?;
+    let sink = Sink::new(&root, job.output.format, "plan")?;
+    let d = decide(job, mode, old.as_ref(), &computed.tables, &inputs, "plan", &sink)?;
     for (_, p, rows, reason) in &d.puts {
         lines.push(format!("write {} ({} rows): {}", p.key(), rows.len(), reason.text()));
     }

@@ -1,7 +1,8 @@
 //! Run state, kept with the output (`<output>/_state/state.json`), not on the machine: a
 //! cron host can be replaced and the next run still knows what was done.
 //!
-//! It records the inputs the last complete run read (path, size, mtime), a fingerprint of
+//! It records the inputs the last complete run read (path, size, mtime, and the ETag of S3
+//! objects), a fingerprint of
 //! the job's configuration, and a content fingerprint of every partition written. An
 //! incremental run recomputes, then rewrites exactly the partitions whose fingerprint
 //! changed (or whose file is gone), which makes any sequence of incremental runs end in
@@ -13,9 +14,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::sources::InputFile;
+use crate::storage::{Root, StorageError};
 
 pub const STATE_DIR: &str = "_state";
 const STATE_FILE: &str = "state.json";
+/// The state file below the output root.
+pub const STATE_KEY: &str = "_state/state.json";
 const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +27,9 @@ pub struct InputRecord {
     pub path: String,
     pub size: u64,
     pub mtime: i64,
+    /// S3 ETag; absent for local files and in state files written before S3 support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 impl From<&InputFile> for InputRecord {
@@ -31,6 +38,7 @@ impl From<&InputFile> for InputRecord {
             path: f.path.clone(),
             size: f.size,
             mtime: f.mtime,
+            etag: f.etag.clone(),
         }
     }
 }
@@ -52,8 +60,10 @@ pub struct State {
 pub enum StateError {
     #[error("cannot read run state `{}`: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("run state `{}` is corrupt ({message}); rerun with --full-refresh to rebuild it", path.display())]
-    Corrupt { path: PathBuf, message: String },
+    #[error("run state `{path}` is corrupt ({message}); rerun with --full-refresh to rebuild it")]
+    Corrupt { path: String, message: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 pub fn path(output: &Path) -> PathBuf {
@@ -72,20 +82,28 @@ impl State {
     }
 
     /// The state of the last successful run, if any.
-    pub fn load(output: &Path) -> Result<Option<State>, StateError> {
-        let p = path(output);
-        let bytes = match std::fs::read(&p) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Read { path: p, source }),
+    pub fn load(root: &Root) -> Result<Option<State>, StateError> {
+        let (bytes, shown) = match root {
+            Root::Local(dir) => {
+                let p = path(dir);
+                match std::fs::read(&p) {
+                    Ok(b) => (b, p.display().to_string()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(source) => return Err(StateError::Read { path: p, source }),
+                }
+            }
+            Root::S3(_) => match root.read(STATE_KEY)? {
+                Some(b) => (b, root.display(STATE_KEY)),
+                None => return Ok(None),
+            },
         };
         let s: State = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-            path: p.clone(),
+            path: shown.clone(),
             message: e.to_string(),
         })?;
         if s.format_version != FORMAT_VERSION {
             return Err(StateError::Corrupt {
-                path: p,
+                path: shown,
                 message: format!("format version {} is not {FORMAT_VERSION}", s.format_version),
             });
         }
@@ -125,4 +143,25 @@ pub fn diff_inputs(old: &[InputRecord], now: &[InputRecord]) -> InputDiff {
         .map(|p| p.to_string())
         .collect();
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_files_without_etags_still_load_and_local_ones_stay_without() {
+        let old = r#"{"format_version":1,"job":"j","config":"c","last_run_id":"r",
+            "inputs":[{"path":"a.ndjson","size":3,"mtime":7}],"partitions":{}}"#;
+        let s: State = serde_json::from_str(old).unwrap();
+        assert_eq!(s.inputs[0].etag, None);
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("etag"), "{text}");
+        let mut s3 = s.clone();
+        s3.inputs[0].etag = Some("\"abc\"".into());
+        let back: State = serde_json::from_str(&serde_json::to_string(&s3).unwrap()).unwrap();
+        assert_eq!(back.inputs[0].etag.as_deref(), Some("\"abc\""));
+        // A changed ETag is a changed input.
+        assert_eq!(diff_inputs(&s.inputs, &s3.inputs).changed, ["a.ndjson"]);
+    }
 }

@@ -7,17 +7,26 @@
 //! `part-0.<ext>`. A run killed before the journal is written leaves every partition as it
 //! was; one killed while applying it is rolled forward by the next run ([`recover`]), so
 //! the output always converges to one complete run.
+//!
+//! An `s3://` output follows the same protocol with objects ([`s3`] module): files are
+//! encoded locally, uploaded to `_staging/<run id>/` as they are written, and the journal's
+//! "rename" is a server-side copy plus a delete.
 
 mod csv;
+mod local;
 mod parquet;
+mod s3;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{self, Day};
 use crate::job::OutputFormat;
+use crate::storage::{self, Root, S3Root, Scratch, StorageError};
 use crate::tables::{Table, Values};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +35,8 @@ pub enum SinkError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot encode `{}`: {message}", path.display())]
     Encode { path: PathBuf, message: String },
-    #[error("`{0}`: S3 outputs are not supported by this build yet")]
-    S3Unsupported(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
@@ -39,6 +48,20 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + 
 
 const STAGING: &str = "_staging";
 const JOURNAL: &str = "_state/journal.json";
+
+/// Test hook for the crash-recovery tests: die like `kill -9` after N commit operations.
+fn crash_hook() -> Option<usize> {
+    std::env::var("GROUPETL_TEST_CRASH_AFTER_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+/// The run state file's bytes as the journal carries them.
+fn state_bytes(journal: &Journal) -> Vec<u8> {
+    let mut state = serde_json::to_vec_pretty(&journal.state).expect("state serialises");
+    state.push(b'\n');
+    state
+}
 
 /// One output partition: a date partition of a partitioned table, or a whole
 /// unpartitioned table.
@@ -147,32 +170,61 @@ pub struct CommitStats {
     pub partitions_removed: usize,
 }
 
+/// Uploads in flight at once while staging to S3 (bounds the local scratch space too).
+const UPLOADS_IN_FLIGHT: usize = 8;
+
+/// Where a run writes: the local folder, or the S3 prefix with what it already holds.
+enum Backend {
+    Local {
+        staging: PathBuf,
+    },
+    S3 {
+        root: S3Root,
+        /// Per table, the keys (relative to the root) of its objects when the run started;
+        /// listed on first use.
+        present: Mutex<BTreeMap<String, Arc<BTreeSet<String>>>>,
+        /// Local scratch folder for encoded files, made on the first put.
+        scratch: Option<Scratch>,
+        uploads: std::collections::VecDeque<tokio::task::JoinHandle<Result<(), StorageError>>>,
+    },
+}
+
 /// The output folder of one run.
 pub struct Sink {
-    root: PathBuf,
+    root: Root,
     format: OutputFormat,
     run_id: String,
-    staging: PathBuf,
     ops: Vec<CommitOp>,
+    backend: Backend,
+    encoded: usize,
 }
 
 impl Sink {
-    pub fn new(output: &str, format: OutputFormat, run_id: &str) -> Result<Sink, SinkError> {
-        if output.starts_with("s3://") {
-            return Err(SinkError::S3Unsupported(output.to_string()));
-        }
-        let root = PathBuf::from(output);
-        let staging = root.join(STAGING).join(run_id);
+    /// The sink of one run. Sends no request and touches no file; on S3 each table's
+    /// objects are listed once, on the first question about that table.
+    pub fn new(root: &Root, format: OutputFormat, run_id: &str) -> Result<Sink, SinkError> {
+        let backend = match root {
+            Root::Local(dir) => Backend::Local {
+                staging: dir.join(STAGING).join(run_id),
+            },
+            Root::S3(s) => Backend::S3 {
+                root: s.clone(),
+                present: Mutex::default(),
+                scratch: None,
+                uploads: Default::default(),
+            },
+        };
         Ok(Sink {
-            root,
+            root: root.clone(),
             format,
             run_id: run_id.to_string(),
-            staging,
             ops: Vec::new(),
+            backend,
+            encoded: 0,
         })
     }
 
-    pub fn root(&self) -> &Path {
+    pub fn root(&self) -> &Root {
         &self.root
     }
 
@@ -182,25 +234,107 @@ impl Sink {
 
     /// Whether the partition's data file is present in the output.
     pub fn exists(&self, p: &Partition) -> bool {
-        self.root.join(p.key()).join(self.file_name()).is_file()
+        self.has_partition_key(&p.key())
+    }
+
+    /// The keys of `table`'s objects on S3 (listed once per sink).
+    fn table_keys(&self, table: &str) -> Result<Arc<BTreeSet<String>>, StorageError> {
+        let Backend::S3 { root, present, .. } = &self.backend else {
+            unreachable!("S3 backends only")
+        };
+        let mut present = present.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(keys) = present.get(table) {
+            return Ok(Arc::clone(keys));
+        }
+        let keys = Arc::new(s3::scan_table(root, table)?);
+        present.insert(table.to_string(), Arc::clone(&keys));
+        Ok(keys)
+    }
+
+    /// [`Sink::exists`] for a partition key (`table[/date=…]`) from the run state. On S3 a
+    /// failed listing counts as absent (the partition is rewritten, which is safe; the
+    /// failure then surfaces from the commit).
+    pub fn has_partition_key(&self, key: &str) -> bool {
+        match (&self.root, &self.backend) {
+            (_, Backend::S3 { .. }) => {
+                let table = key.split('/').next().unwrap_or(key);
+                self.table_keys(table)
+                    .is_ok_and(|keys| keys.contains(&format!("{key}/{}", self.file_name())))
+            }
+            (Root::Local(dir), _) => dir.join(key).join(self.file_name()).is_file(),
+            (Root::S3(_), Backend::Local { .. }) => unreachable!("an S3 root has an S3 backend"),
+        }
+    }
+
+    /// The `date=YYYY-MM-DD` partitions of `table` present in the output.
+    pub fn existing_partitions(&self, table: &'static str) -> Result<Vec<Partition>, SinkError> {
+        match (&self.root, &self.backend) {
+            (_, Backend::S3 { .. }) => Ok(s3::existing_partitions(&*self.table_keys(table)?, table)),
+            (Root::Local(dir), _) => local::existing_partitions(dir, table),
+            (Root::S3(_), Backend::Local { .. }) => unreachable!("an S3 root has an S3 backend"),
+        }
     }
 
     /// Encodes one partition into staging and queues its publication.
     pub fn put(&mut self, table: &Table, p: &Partition, rows: std::ops::Range<usize>) -> Result<(), SinkError> {
         let key = p.key();
-        let dir = self.staging.join(&key);
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let path = dir.join(self.file_name());
+        let staged = format!("{STAGING}/{}/{key}/{}", self.run_id, self.file_name());
+        let path = match &mut self.backend {
+            Backend::Local { staging } => {
+                let dir = staging.join(&key);
+                std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+                dir.join(self.file_name())
+            }
+            Backend::S3 { scratch, .. } => {
+                let scratch = match scratch {
+                    Some(s) => s,
+                    None => scratch.insert(Scratch::new("staging")?),
+                };
+                self.encoded += 1;
+                scratch
+                    .path()
+                    .join(format!("{}.{}", self.encoded, self.format.extension()))
+            }
+        };
         let skip = table.partition_by;
         match self.format {
             OutputFormat::Parquet => parquet::write(table, rows, skip, &path)?,
             OutputFormat::Csv => csv::write(table, rows, skip, &path)?,
         }
+        if let Backend::S3 { root, uploads, .. } = &mut self.backend {
+            // Upload in the background while the next partition is encoded.
+            if uploads.len() >= UPLOADS_IN_FLIGHT {
+                let oldest = uploads.pop_front().expect("not empty");
+                storage::block_on(oldest)
+                    .map_err(|e| StorageError::Message(format!("S3 upload task failed: {e}")))??;
+            }
+            let (bucket, dst) = (root.bucket.clone(), root.key(&staged));
+            uploads.push_back(storage::spawn(async move {
+                let r = bucket.put_file_async(&dst, &path).await;
+                let _ = std::fs::remove_file(&path);
+                r
+            }));
+        }
         self.ops.push(CommitOp::Put {
-            staged: format!("{STAGING}/{}/{key}/{}", self.run_id, self.file_name()),
+            staged,
             dir: key,
             file: self.file_name(),
         });
+        Ok(())
+    }
+
+    /// Waits for the background uploads; the first failure wins.
+    fn finish_uploads(&mut self) -> Result<(), SinkError> {
+        if let Backend::S3 { uploads, .. } = &mut self.backend {
+            let mut first = Ok(());
+            for u in uploads.drain(..) {
+                let r = storage::block_on(u).map_err(|e| StorageError::Message(format!("S3 upload task failed: {e}")));
+                if let (Ok(()), Err(e) | Ok(Err(e))) = (&first, r) {
+                    first = Err(e.into());
+                }
+            }
+            return first;
+        }
         Ok(())
     }
 
@@ -211,155 +345,53 @@ impl Sink {
 
     /// Publishes every queued change and then `state` (the run state file contents),
     /// through the journal.
-    pub fn commit(self, state: serde_json::Value) -> Result<CommitStats, SinkError> {
+    pub fn commit(mut self, state: serde_json::Value) -> Result<CommitStats, SinkError> {
+        if let Err(e) = self.finish_uploads() {
+            self.abandon();
+            return Err(e);
+        }
         let journal = Journal {
             run_id: self.run_id.clone(),
-            ops: self.ops,
+            ops: std::mem::take(&mut self.ops),
             state,
         };
-        let jpath = self.root.join(JOURNAL);
-        write_atomic(&jpath, &serde_json::to_vec(&journal).expect("journal serialises"))?;
-        let stats = apply(&self.root, &journal)?;
-        Ok(stats)
+        let bytes = serde_json::to_vec(&journal).expect("journal serialises");
+        match &self.backend {
+            Backend::Local { .. } => {
+                let Root::Local(dir) = &self.root else { unreachable!() };
+                storage::write_atomic(&dir.join(JOURNAL), &bytes)?;
+                local::apply(dir, &journal)
+            }
+            Backend::S3 { root, .. } => {
+                self.root.write(JOURNAL, &bytes)?;
+                s3::apply(root, &journal)
+            }
+        }
     }
 
     /// Drops the staged files of a run that will not commit.
-    pub fn abandon(self) {
-        let _ = std::fs::remove_dir_all(&self.staging);
-        let _ = std::fs::remove_dir(self.root.join(STAGING));
-    }
-}
-
-/// Writes `bytes` to `path` via a temporary file and a rename, so readers see the old or
-/// the new contents, never a torn file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
-    let dir = path.parent().expect("path has a parent");
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap().to_string_lossy(),
-        std::process::id()
-    ));
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
-    Ok(())
-}
-
-/// Applies a journal. Idempotent: a put whose staged file is gone was already applied.
-fn apply(root: &Path, journal: &Journal) -> Result<CommitStats, SinkError> {
-    let mut stats = CommitStats::default();
-    // Test hook for the crash-recovery tests: die like `kill -9` after N operations.
-    let crash_after: Option<usize> = std::env::var("GROUPETL_TEST_CRASH_AFTER_OPS")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    for (i, op) in journal.ops.iter().enumerate() {
-        if crash_after == Some(i) {
-            std::process::abort();
-        }
-        match op {
-            CommitOp::Put { staged, dir, file } => {
-                let src = root.join(staged);
-                let dir = root.join(dir);
-                if src.exists() {
-                    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-                    let dst = dir.join(file);
-                    std::fs::rename(&src, &dst).map_err(io_err(&dst))?;
-                    stats.files_written += 1;
-                }
-                if dir.is_dir() {
-                    remove_other_parts(&dir, file)?;
+    pub fn abandon(mut self) {
+        let _ = self.finish_uploads();
+        match &self.backend {
+            Backend::Local { staging } => {
+                let _ = std::fs::remove_dir_all(staging);
+                if let Root::Local(dir) = &self.root {
+                    let _ = std::fs::remove_dir(dir.join(STAGING));
                 }
             }
-            CommitOp::Remove { dir } => {
-                let dir = root.join(dir);
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-                    stats.partitions_removed += 1;
-                }
+            Backend::S3 { root, .. } => {
+                let _ = s3::delete_staging(root, &format!("{STAGING}/{}", self.run_id));
             }
         }
     }
-    let mut state = serde_json::to_vec_pretty(&journal.state).expect("state serialises");
-    state.push(b'\n');
-    write_atomic(&crate::runner::state::path(root), &state)?;
-    let jpath = root.join(JOURNAL);
-    std::fs::remove_file(&jpath).map_err(io_err(&jpath))?;
-    let _ = std::fs::remove_dir_all(root.join(STAGING));
-    Ok(stats)
 }
 
 /// Finishes or cleans up after a run that died: replays a pending journal (the dead run
 /// had decided to commit) and deletes leftover staging (it had not). Returns the run id
 /// of a replayed journal.
-pub fn recover(output: &str) -> Result<Option<String>, SinkError> {
-    if output.starts_with("s3://") {
-        return Ok(None);
+pub fn recover(root: &Root) -> Result<Option<String>, SinkError> {
+    match root {
+        Root::Local(dir) => local::recover(dir),
+        Root::S3(s) => s3::recover(s),
     }
-    let root = Path::new(output);
-    let jpath = root.join(JOURNAL);
-    let replayed = match std::fs::read(&jpath) {
-        Ok(bytes) => match serde_json::from_slice::<Journal>(&bytes) {
-            Ok(journal) => {
-                apply(root, &journal)?;
-                Some(journal.run_id)
-            }
-            // A torn journal means the run died writing it: it never started applying.
-            Err(_) => {
-                std::fs::remove_file(&jpath).map_err(io_err(&jpath))?;
-                None
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_err(&jpath)(e)),
-    };
-    let staging = root.join(STAGING);
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
-    }
-    Ok(replayed)
-}
-
-/// Data files other than `keep` left in `dir` by an earlier writer (e.g. a CSV run after a
-/// Parquet one) would be read as part of the partition: remove them.
-fn remove_other_parts(dir: &Path, keep: &str) -> Result<(), SinkError> {
-    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        let n = entry.file_name();
-        let n = n.to_string_lossy();
-        if n != keep && n.starts_with("part-") && entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
-            std::fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
-        }
-    }
-    Ok(())
-}
-
-/// The `date=YYYY-MM-DD` partitions of `table` present under the output root.
-pub fn existing_partitions(output: &str, table: &'static str) -> Result<Vec<Partition>, SinkError> {
-    let table_dir = Path::new(output).join(table);
-    let mut out = Vec::new();
-    let rd = match std::fs::read_dir(&table_dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io_err(&table_dir)(e)),
-    };
-    for entry in rd {
-        let entry = entry.map_err(io_err(&table_dir))?;
-        let n = entry.file_name();
-        let Some(date) = n.to_str().and_then(|s| s.strip_prefix("date=")) else {
-            continue;
-        };
-        if let Ok(d) = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d") {
-            out.push(Partition {
-                table,
-                day: Some(calendar::day_of(d)),
-            });
-        }
-    }
-    out.sort();
-    Ok(out)
 }

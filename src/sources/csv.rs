@@ -11,9 +11,17 @@ pub(super) fn read(path: &str, r: Box<dyn BufRead + Send>, each: &mut dyn FnMut(
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(r);
     let headers: Vec<String> = rdr
         .headers()
-        .map_err(|e| SourceError::Decode {
-            path: path.to_string(),
-            message: format!("bad CSV header: {e}"),
+        .map_err(|e| {
+            if e.is_io_error() {
+                if let csv::ErrorKind::Io(source) = e.into_kind() {
+                    return SourceError::io(path, source);
+                }
+                unreachable!("checked above");
+            }
+            SourceError::Decode {
+                path: path.to_string(),
+                message: format!("bad CSV header: {e}"),
+            }
         })?
         .iter()
         .map(str::to_string)
@@ -32,10 +40,10 @@ pub(super) fn read(path: &str, r: Box<dyn BufRead + Send>, each: &mut dyn FnMut(
             }
             Err(e) => {
                 if let csv::ErrorKind::Io(_) = e.kind() {
-                    return Err(SourceError::Decode {
-                        path: path.to_string(),
-                        message: e.to_string(),
-                    });
+                    let csv::ErrorKind::Io(source) = e.into_kind() else {
+                        unreachable!("checked above")
+                    };
+                    return Err(SourceError::io(path, source));
                 }
                 let line = e.position().map_or(pos_line, |p| p.line());
                 each(Record {

@@ -1,18 +1,30 @@
-//! Turning the job's path patterns into a sorted list of input files.
+//! Turning the job's path patterns into a sorted list of input files, local or on S3.
+//!
+//! Both kinds match full paths with the same `globset` rules (`*` and `?` stay within a
+//! path segment, `**` crosses them). Locally the walk starts at the longest literal folder;
+//! on S3 the listing starts at the longest literal key prefix (whole segments), and lists
+//! one level only (`LIST` with a delimiter) when the pattern's only wildcards are in its last
+//! segment.
 
 use std::path::Path;
 
 use globset::{GlobBuilder, GlobMatcher};
 
 use super::SourceError;
+use crate::storage::{self, Bucket, Stores};
 
 /// One input object, with what identifies its version (for run state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputFile {
+    /// A local path, or `s3://bucket/key`.
     pub path: String,
     pub size: u64,
     /// Modification time, seconds since the epoch (0 when unknown).
     pub mtime: i64,
+    /// The S3 ETag, where the listing gives one.
+    pub etag: Option<String>,
+    /// The bucket an `s3://` input is read from.
+    pub bucket: Option<Bucket>,
 }
 
 fn has_meta(s: &str) -> bool {
@@ -22,13 +34,14 @@ fn has_meta(s: &str) -> bool {
 /// Expands every pattern and returns the distinct files sorted by full path: this order
 /// is the "arrival" order of SPEC §5. A pattern that matches nothing is an error, since a
 /// missing input must fail the run before any output changes.
-pub fn list_inputs(patterns: &[String]) -> Result<Vec<InputFile>, SourceError> {
+pub fn list_inputs(patterns: &[String], stores: &Stores) -> Result<Vec<InputFile>, SourceError> {
     let mut out: Vec<InputFile> = Vec::new();
     for pattern in patterns {
-        if pattern.starts_with("s3://") {
-            return Err(SourceError::S3Unsupported(pattern.clone()));
-        }
-        let found = list_local(pattern)?;
+        let found = if storage::is_s3(pattern) {
+            list_s3(pattern, stores)?
+        } else {
+            list_local(pattern)?
+        };
         if found.is_empty() {
             return Err(SourceError::NoMatch {
                 pattern: pattern.clone(),
@@ -55,7 +68,87 @@ fn stat(path: &str) -> Result<InputFile, SourceError> {
         path: path.to_string(),
         size: md.len(),
         mtime,
+        etag: None,
+        bucket: None,
     })
+}
+
+fn glob(pattern: &str, glob: &str) -> Result<GlobMatcher, SourceError> {
+    Ok(GlobBuilder::new(glob)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| SourceError::BadPattern {
+            pattern: pattern.to_string(),
+            message: e.to_string(),
+        })?
+        .compile_matcher())
+}
+
+/// The bucket and literal key prefix (whole segments) that `pattern` lists from.
+fn s3_base(pattern: &str) -> Result<(&str, String), SourceError> {
+    let (bucket, key_pattern) = storage::parse_s3_url(pattern)?;
+    let components: Vec<&str> = key_pattern.split('/').collect();
+    let literal = components.iter().take_while(|c| !has_meta(c)).count();
+    // A literal key lists as its own folder's prefix: the object or the folder below it.
+    let literal = literal.min(components.len().saturating_sub(1));
+    Ok((bucket, components[..literal].join("/")))
+}
+
+/// For `validate`: lists at most one key under an `s3://` pattern's literal prefix, which
+/// proves the endpoint answers, the credentials work and the bucket exists. Returns the
+/// probed location.
+pub fn probe_s3(pattern: &str, stores: &Stores) -> Result<String, SourceError> {
+    let (bucket, prefix) = s3_base(pattern)?;
+    let bucket = stores.bucket(bucket)?;
+    bucket.probe(&prefix)?;
+    Ok(bucket.url(&prefix))
+}
+
+fn list_s3(pattern: &str, stores: &Stores) -> Result<Vec<InputFile>, SourceError> {
+    let (bucket, key_pattern) = storage::parse_s3_url(pattern)?;
+    if key_pattern.is_empty() {
+        return Err(SourceError::BadPattern {
+            pattern: pattern.to_string(),
+            message: "names a whole bucket; use a glob such as `s3://bucket/events/*.parquet`".into(),
+        });
+    }
+    let bucket = stores.bucket(bucket)?;
+    let file = |m: object_store::ObjectMeta| InputFile {
+        path: bucket.url(m.location.as_ref()),
+        size: m.size,
+        mtime: m.last_modified.timestamp(),
+        etag: m.e_tag,
+        bucket: Some(bucket.clone()),
+    };
+    if !has_meta(key_pattern) {
+        if let Some(m) = bucket.head(key_pattern)? {
+            return Ok(vec![file(m)]);
+        }
+        let (objects, folders) = bucket.list_dir(key_pattern)?;
+        if !objects.is_empty() || !folders.is_empty() {
+            return Err(SourceError::BadPattern {
+                pattern: pattern.to_string(),
+                message: "is a prefix (folder); use a glob such as `prefix/*.parquet`".into(),
+            });
+        }
+        return Ok(Vec::new());
+    }
+    let components: Vec<&str> = key_pattern.split('/').collect();
+    let literal = components.iter().take_while(|c| !has_meta(c)).count();
+    let prefix = components[..literal].join("/");
+    let matcher = glob(pattern, key_pattern)?;
+    // Wildcards only in the last segment, and no `**`: one level is enough.
+    let shallow = !key_pattern.contains("**") && literal + 1 == components.len();
+    let objects = if shallow {
+        bucket.list_dir(&prefix)?.0
+    } else {
+        bucket.list(&prefix)?
+    };
+    Ok(objects
+        .into_iter()
+        .filter(|m| matcher.is_match(m.location.as_ref()))
+        .map(file)
+        .collect())
 }
 
 fn list_local(pattern: &str) -> Result<Vec<InputFile>, SourceError> {
@@ -79,14 +172,7 @@ fn list_local(pattern: &str) -> Result<Vec<InputFile>, SourceError> {
     } else {
         components[..literal].join("/")
     };
-    let matcher: GlobMatcher = GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .build()
-        .map_err(|e| SourceError::BadPattern {
-            pattern: pattern.to_string(),
-            message: e.to_string(),
-        })?
-        .compile_matcher();
+    let matcher: GlobMatcher = glob(pattern, pattern)?;
     let recursive = pattern.contains("**");
     let depth = if recursive {
         usize::MAX
@@ -132,7 +218,7 @@ mod tests {
             std::fs::write(&p, "{}\n").unwrap();
         }
         let names = |pat: &str| -> Vec<String> {
-            list_inputs(&[format!("{root}/{pat}")])
+            list_inputs(&[format!("{root}/{pat}")], &Stores::new(&Default::default()))
                 .unwrap()
                 .into_iter()
                 .map(|f| f.path[root.len() + 1..].to_string())
@@ -142,7 +228,7 @@ mod tests {
         assert_eq!(names("**/*.ndjson"), ["a/1.ndjson", "a/x/3.ndjson", "b/2.ndjson"]);
         assert_eq!(names("a/skip.csv"), ["a/skip.csv"]);
         assert!(matches!(
-            list_inputs(&[format!("{root}/none/*.ndjson")]),
+            list_inputs(&[format!("{root}/none/*.ndjson")], &Stores::new(&Default::default())),
             Err(SourceError::NoMatch { .. })
         ));
     }

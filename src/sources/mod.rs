@@ -1,6 +1,10 @@
 //! Input discovery and reading: globs become a sorted file list, and each file becomes a
 //! stream of JSON-shaped [`Record`]s whatever its type (NDJSON, CSV, Parquet) and
 //! compression (`.gz`, `.zst`). What a record *means* is the `normalize` module's job.
+//!
+//! Local files are read with `std::fs`. `s3://` objects go through [`crate::storage`]:
+//! NDJSON and CSV stream through the same decoders from a blocking reader over ranged GETs,
+//! and Parquet is read by byte ranges (footer, then column chunks), never downloaded whole.
 
 mod csv;
 mod list;
@@ -12,9 +16,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-pub use list::{list_inputs, InputFile};
+pub use list::{list_inputs, probe_s3, InputFile};
 
 use crate::job::FileType;
+use crate::storage::{Bucket, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -28,8 +33,23 @@ pub enum SourceError {
     Decode { path: String, message: String },
     #[error("`{path}`: cannot tell the file type from the name; set `file_type`")]
     UnknownType { path: String },
-    #[error("`{0}`: S3 inputs are not supported by this build yet")]
-    S3Unsupported(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl SourceError {
+    /// An I/O error while reading `path`. A storage error carried inside it (an S3 read
+    /// failing mid-stream) surfaces as itself: it already names the object.
+    pub(crate) fn io(path: &str, source: std::io::Error) -> SourceError {
+        if source.get_ref().is_some_and(|e| e.is::<StorageError>()) {
+            let inner = source.into_inner().expect("has an inner error");
+            return SourceError::Storage(*inner.downcast::<StorageError>().expect("checked above"));
+        }
+        SourceError::Io {
+            path: path.to_string(),
+            source,
+        }
+    }
 }
 
 /// How a record's position in its file is counted.
@@ -94,20 +114,45 @@ fn detect(path: &str, explicit: Option<FileType>) -> Result<(FileType, Compressi
     Ok((t, compression))
 }
 
-fn open_decoded(path: &str, compression: Compression) -> Result<Box<dyn BufRead + Send>, SourceError> {
-    let io = |source| SourceError::Io {
-        path: path.to_string(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
+/// How much of an S3 object `validate` fetches at a time to parse its first record.
+const PROBE_CHUNK: u64 = 64 << 10;
+
+/// The raw bytes of `file`: a local file, or a streaming reader over the S3 object
+/// (`chunk`: the ranged GET size, default when `None`).
+fn open_raw(file: &InputFile, chunk: Option<u64>) -> Result<Box<dyn Read + Send>, SourceError> {
+    match &file.bucket {
+        Some(bucket) => {
+            let key = s3_key(bucket, file);
+            Ok(Box::new(match chunk {
+                Some(c) => bucket.reader_with_chunk(key, file.size, file.etag.clone(), c),
+                None => bucket.reader(key, file.size, file.etag.clone()),
+            }))
+        }
+        None => Ok(Box::new(
+            std::fs::File::open(&file.path).map_err(|source| SourceError::io(&file.path, source))?,
+        )),
+    }
+}
+
+fn s3_key<'a>(bucket: &Bucket, file: &'a InputFile) -> &'a str {
+    let prefix_len = bucket.url("").len() + 1;
+    &file.path[prefix_len.min(file.path.len())..]
+}
+
+fn open_decoded(
+    file: &InputFile,
+    compression: Compression,
+    chunk: Option<u64>,
+) -> Result<Box<dyn BufRead + Send>, SourceError> {
+    let raw = open_raw(file, chunk)?;
     let inner: Box<dyn Read + Send> = match compression {
-        Compression::None => Box::new(file),
+        Compression::None => raw,
         // Multi-member gzip: concatenated `.gz` parts are common in exports.
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
             1 << 16,
-            file,
+            raw,
         ))),
-        Compression::Zstd => Box::new(zstd::Decoder::new(file).map_err(io)?),
+        Compression::Zstd => Box::new(zstd::Decoder::new(raw).map_err(|source| SourceError::io(&file.path, source))?),
     };
     Ok(Box::new(BufReader::with_capacity(1 << 16, inner)))
 }
@@ -118,13 +163,10 @@ pub fn read_file(
     explicit: Option<FileType>,
     each: &mut dyn FnMut(Record),
 ) -> Result<(), SourceError> {
-    if file.path.starts_with("s3://") {
-        return Err(SourceError::S3Unsupported(file.path.clone()));
-    }
     let (kind, compression) = detect(&file.path, explicit)?;
     match kind {
-        FileType::Ndjson => ndjson::read(&file.path, open_decoded(&file.path, compression)?, each),
-        FileType::Csv => csv::read(&file.path, open_decoded(&file.path, compression)?, each),
+        FileType::Ndjson => ndjson::read(&file.path, open_decoded(file, compression, None)?, each),
+        FileType::Csv => csv::read(&file.path, open_decoded(file, compression, None)?, each),
         FileType::Parquet => {
             if compression != Compression::None {
                 return Err(SourceError::Decode {
@@ -132,7 +174,14 @@ pub fn read_file(
                     message: "compressed Parquet files are not supported (Parquet compresses internally)".into(),
                 });
             }
-            parquet::read(&file.path, each)
+            match &file.bucket {
+                Some(b) => parquet::read_s3(
+                    &file.path,
+                    b.parquet_reader(s3_key(b, file), file.size, file.etag.clone()),
+                    each,
+                ),
+                None => parquet::read(&file.path, each),
+            }
         }
     }
 }
@@ -140,15 +189,17 @@ pub fn read_file(
 /// Checks that `file` can be opened and its first record parsed (for `validate`).
 pub fn probe_file(file: &InputFile, explicit: Option<FileType>) -> Result<(), SourceError> {
     let (kind, compression) = detect(&file.path, explicit)?;
-    match kind {
-        FileType::Parquet => parquet::probe(&file.path),
+    match (kind, &file.bucket) {
+        (FileType::Parquet, None) => parquet::probe(&file.path),
+        (FileType::Parquet, Some(b)) => parquet::probe_s3(
+            &file.path,
+            b.parquet_reader(s3_key(b, file), file.size, file.etag.clone()),
+        ),
         _ => {
-            let mut r = open_decoded(&file.path, compression)?;
+            let mut r = open_decoded(file, compression, Some(PROBE_CHUNK))?;
             let mut buf = Vec::new();
-            r.read_until(b'\n', &mut buf).map_err(|source| SourceError::Io {
-                path: file.path.clone(),
-                source,
-            })?;
+            r.read_until(b'\n', &mut buf)
+                .map_err(|source| SourceError::io(&file.path, source))?;
             Ok(())
         }
     }

@@ -21,10 +21,9 @@ pub(super) fn read(
     let mut line = 0u64;
     loop {
         buf.clear();
-        let n = r.read_until(b'\n', &mut buf).map_err(|source| SourceError::Io {
-            path: path.to_string(),
-            source,
-        })?;
+        let n = r
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| SourceError::io(path, source))?;
         if n == 0 {
             return Ok(());
         }

@@ -1,5 +1,6 @@
 //! Parquet inputs, read through arrow-rs and turned into JSON-shaped records: each
 //! column becomes a field, and JSON-text columns (`properties`, `context`) are parsed.
+//! Local files use the synchronous reader; S3 objects the async one over ranged GETs.
 
 use std::fs::File;
 
@@ -7,10 +8,13 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
+use futures::StreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use serde_json::{Map, Number, Value};
 
 use super::{parse_json_column, Position, Record, SourceError, Unreadable, JSON_TEXT_COLUMNS};
+use crate::storage::{block_on, ParquetObjectReader, StorageError};
 
 fn decode_err(path: &str, e: impl std::fmt::Display) -> SourceError {
     SourceError::Decode {
@@ -41,6 +45,43 @@ pub(super) fn read(path: &str, each: &mut dyn FnMut(Record)) -> Result<(), Sourc
     let mut row = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| decode_err(path, e))?;
+        emit_batch(&batch, &mut row, each);
+    }
+    Ok(())
+}
+
+/// A Parquet error, unwrapping an S3 failure carried inside it.
+fn parquet_err(path: &str, e: parquet::errors::ParquetError) -> SourceError {
+    match e {
+        parquet::errors::ParquetError::External(inner) if inner.is::<StorageError>() => {
+            SourceError::Storage(*inner.downcast::<StorageError>().expect("checked above"))
+        }
+        e => decode_err(path, e),
+    }
+}
+
+/// Reads the footer of an S3 Parquet object (ranged GETs only).
+pub(super) fn probe_s3(path: &str, reader: ParquetObjectReader) -> Result<(), SourceError> {
+    block_on(ParquetRecordBatchStreamBuilder::new(reader)).map_err(|e| parquet_err(path, e))?;
+    Ok(())
+}
+
+/// Reads an S3 Parquet object a row group at a time: each step fetches that row group's
+/// column chunks by range (object_store coalesces and parallelises them) and decodes them
+/// on the calling thread.
+pub(super) fn read_s3(
+    path: &str,
+    reader: ParquetObjectReader,
+    each: &mut dyn FnMut(Record),
+) -> Result<(), SourceError> {
+    let mut stream = block_on(ParquetRecordBatchStreamBuilder::new(reader))
+        .map_err(|e| parquet_err(path, e))?
+        .with_batch_size(8192)
+        .build()
+        .map_err(|e| parquet_err(path, e))?;
+    let mut row = 0u64;
+    while let Some(batch) = block_on(stream.next()) {
+        let batch = batch.map_err(|e| parquet_err(path, e))?;
         emit_batch(&batch, &mut row, each);
     }
     Ok(())

@@ -6,3 +6,4 @@ mod formats;
 mod golden;
 mod model;
 mod runner;
+mod s3;
