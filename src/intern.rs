@@ -2,7 +2,10 @@
 //! normalisation, so attribution, dedup and every table hash and sort integers instead
 //! of strings.
 
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 /// Id of an interned string.
 pub type Sym = u32;
@@ -11,11 +14,22 @@ pub type Sym = u32;
 /// never as users.
 pub const NO_USER: Sym = Sym::MAX;
 
-/// An append-only string table.
-#[derive(Default, Debug, Clone)]
+/// An append-only string table. Each string is stored once: the hash table holds ids and
+/// compares through `strings`.
+#[derive(Default, Clone)]
 pub struct Interner {
-    ids: FxHashMap<Box<str>, Sym>,
+    ids: HashTable<Sym>,
     strings: Vec<Box<str>>,
+}
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.strings).finish()
+    }
+}
+
+fn hash(s: &str) -> u64 {
+    FxBuildHasher.hash_one(s)
 }
 
 impl Interner {
@@ -25,20 +39,22 @@ impl Interner {
 
     /// The id of `s`, adding it when new.
     pub fn intern(&mut self, s: &str) -> Sym {
-        if let Some(&id) = self.ids.get(s) {
+        let h = hash(s);
+        let strings = &self.strings;
+        if let Some(&id) = self.ids.find(h, |&id| &*strings[id as usize] == s) {
             return id;
         }
         let id = Sym::try_from(self.strings.len()).expect("fewer than 2^32 distinct strings");
         assert!(id != NO_USER, "interner full");
-        let boxed: Box<str> = s.into();
-        self.strings.push(boxed.clone());
-        self.ids.insert(boxed, id);
+        self.strings.push(s.into());
+        let strings = &self.strings;
+        self.ids.insert_unique(h, id, |&id| hash(&strings[id as usize]));
         id
     }
 
     /// The id of `s` when it was interned.
     pub fn get(&self, s: &str) -> Option<Sym> {
-        self.ids.get(s).copied()
+        self.ids.find(hash(s), |&id| &*self.strings[id as usize] == s).copied()
     }
 
     /// The string behind `id`.

@@ -20,13 +20,18 @@ struct Compact {
     user: Sym,
     time_us: i64,
     ingest_us: Option<i64>,
-    groups: Vec<(u16, Sym)>,
+    /// Range of this event's memberships in `Attributor::memberships` (one flat vector,
+    /// not a `Vec` per event).
+    groups: std::ops::Range<usize>,
 }
 
+/// Dedup key. Insert ids / message ids are unique per event, so interning them would keep
+/// every one as a string; a 128-bit keyed hash (two independent SipHash keys, drawn per
+/// run) stands in for the text instead: a false match needs ~2^64 distinct ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
-    NameUserTime(Sym, Sym, i64, Sym),
-    Id(Sym),
+    NameUserTime(Sym, Sym, i64, Option<u128>),
+    Id(u128),
 }
 
 /// Counts reported in the run summary.
@@ -53,13 +58,93 @@ pub struct Attributor {
     events: Interner,
     users: Interner,
     groups: Interner,
-    dedup_ids: Interner,
+    ids: IdHasher,
     kept: Vec<Compact>,
+    memberships: Vec<(u16, Sym)>,
     index: FxHashMap<Key, usize>,
     stats: AttributionStats,
 }
 
-const NO_ID: Sym = Sym::MAX;
+/// Insert ids / message ids as 128-bit keyed hashes (see [`Key`]); shared by the batches
+/// of one run so equal ids hash equally.
+#[derive(Clone)]
+struct IdHasher(std::hash::RandomState, std::hash::RandomState);
+
+impl IdHasher {
+    fn new() -> Self {
+        IdHasher(std::hash::RandomState::new(), std::hash::RandomState::new())
+    }
+
+    fn hash(&self, id: &str) -> u128 {
+        use std::hash::BuildHasher;
+        ((self.0.hash_one(id) as u128) << 64) | self.1.hash_one(id) as u128
+    }
+}
+
+impl Default for IdHasher {
+    fn default() -> Self {
+        IdHasher::new()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum LocalKey {
+    NameUserTime(Option<u128>),
+    Id(u128),
+    Unique,
+}
+
+#[derive(Debug, Clone)]
+struct LocalEvent {
+    name: Sym,
+    user: Sym,
+    time_us: i64,
+    ingest_us: Option<i64>,
+    key: LocalKey,
+    groups: std::ops::Range<usize>,
+}
+
+/// One file's events, interned against the file's own tables on a worker thread.
+#[derive(Default, Clone)]
+pub struct Batch {
+    ids: IdHasher,
+    names: Interner,
+    users: Interner,
+    groups: Interner,
+    events: Vec<LocalEvent>,
+    memberships: Vec<(u16, Sym)>,
+}
+
+impl Batch {
+    pub fn push(&mut self, e: RawEvent) {
+        let start = self.memberships.len();
+        for (k, g) in &e.groups {
+            let g = self.groups.intern(g);
+            self.memberships.push((*k, g));
+        }
+        let key = match &e.dedup {
+            DedupKey::NameUserTime(id) => LocalKey::NameUserTime(id.as_deref().map(|i| self.ids.hash(i))),
+            DedupKey::Id(id) => LocalKey::Id(self.ids.hash(id)),
+            DedupKey::Unique => LocalKey::Unique,
+        };
+        self.events.push(LocalEvent {
+            name: self.names.intern(&e.name),
+            user: e.user.as_deref().map_or(NO_USER, |u| self.users.intern(u)),
+            time_us: e.time_us,
+            ingest_us: e.ingest_us,
+            key,
+            groups: start..self.memberships.len(),
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
 
 impl Attributor {
     pub fn new(job: &Job) -> Self {
@@ -71,51 +156,83 @@ impl Attributor {
             events: Interner::new(),
             users: Interner::new(),
             groups: Interner::new(),
-            dedup_ids: Interner::new(),
+            ids: IdHasher::new(),
             kept: Vec::new(),
+            memberships: Vec::new(),
             index: FxHashMap::default(),
             stats: AttributionStats::default(),
         }
     }
 
+    /// A [`Batch`] for one input file, to be filled on a worker thread.
+    pub fn batch(&self) -> Batch {
+        Batch {
+            ids: self.ids.clone(),
+            ..Default::default()
+        }
+    }
+
     /// Adds one event; events must arrive in input order.
     pub fn push(&mut self, e: RawEvent) {
-        self.stats.events += 1;
-        let name = self.events.intern(&e.name);
-        let user = e.user.as_deref().map_or(NO_USER, |u| self.users.intern(u));
-        let key = match &e.dedup {
-            DedupKey::NameUserTime(id) => Some(Key::NameUserTime(
+        let mut b = self.batch();
+        b.push(e);
+        self.push_batch(b);
+    }
+
+    /// Adds a file's events; batches must arrive in input order. The batch's strings are
+    /// interned once each here, so this single-threaded step does one hash lookup per
+    /// distinct string, not per event.
+    pub fn push_batch(&mut self, b: Batch) {
+        let remap = |local: &Interner, global: &mut Interner| -> Vec<Sym> {
+            (0..local.len() as Sym)
+                .map(|i| global.intern(local.resolve(i)))
+                .collect()
+        };
+        let names = remap(&b.names, &mut self.events);
+        let users = remap(&b.users, &mut self.users);
+        let groups = remap(&b.groups, &mut self.groups);
+        for e in &b.events {
+            self.stats.events += 1;
+            let name = names[e.name as usize];
+            let user = if e.user == NO_USER {
+                NO_USER
+            } else {
+                users[e.user as usize]
+            };
+            let start = self.memberships.len();
+            self.memberships.extend(
+                b.memberships[e.groups.clone()]
+                    .iter()
+                    .map(|&(k, g)| (k, groups[g as usize])),
+            );
+            let compact = Compact {
                 name,
                 user,
-                e.time_us,
-                id.as_deref().map_or(NO_ID, |i| self.dedup_ids.intern(i)),
-            )),
-            DedupKey::Id(id) => Some(Key::Id(self.dedup_ids.intern(id))),
-            DedupKey::Unique => None,
-        };
-        let compact = Compact {
-            name,
-            user,
-            time_us: e.time_us,
-            ingest_us: e.ingest_us,
-            groups: e.groups.iter().map(|(k, g)| (*k, self.groups.intern(g))).collect(),
-        };
-        let Some(key) = key else {
-            self.kept.push(compact);
-            return;
-        };
-        match self.index.get(&key) {
-            Some(&i) => {
-                self.stats.duplicates += 1;
-                // Latest ingested copy wins; a copy without ingest time is the oldest; on
-                // a tie the later copy in input order wins.
-                if compact.ingest_us >= self.kept[i].ingest_us {
-                    self.kept[i] = compact;
+                time_us: e.time_us,
+                ingest_us: e.ingest_us,
+                groups: start..self.memberships.len(),
+            };
+            let key = match e.key {
+                LocalKey::NameUserTime(id) => Key::NameUserTime(name, user, e.time_us, id),
+                LocalKey::Id(id) => Key::Id(id),
+                LocalKey::Unique => {
+                    self.kept.push(compact);
+                    continue;
                 }
-            }
-            None => {
-                self.index.insert(key, self.kept.len());
-                self.kept.push(compact);
+            };
+            match self.index.get(&key) {
+                Some(&i) => {
+                    self.stats.duplicates += 1;
+                    // Latest ingested copy wins; a copy without ingest time is the oldest;
+                    // on a tie the later copy in input order wins.
+                    if compact.ingest_us >= self.kept[i].ingest_us {
+                        self.kept[i] = compact;
+                    }
+                }
+                None => {
+                    self.index.insert(key, self.kept.len());
+                    self.kept.push(compact);
+                }
             }
         }
     }
@@ -132,7 +249,7 @@ impl Attributor {
             }
             let before = hits.len();
             let mut day = None;
-            for &(k, group) in &e.groups {
+            for &(k, group) in &self.memberships[e.groups.clone()] {
                 let (from, clock) = self.effective[k as usize];
                 let clock_us = match clock {
                     Clock::Event => e.time_us,
@@ -156,6 +273,7 @@ impl Attributor {
             }
         }
         self.kept = Vec::new();
+        self.memberships = Vec::new();
         hits.sort_unstable();
         self.stats.hits = hits.len() as u64;
         (

@@ -11,11 +11,14 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::attribute::Attributor;
+use crate::attribute::{Attributor, Batch};
 use crate::calendar::{self, Day};
 use crate::fold::{self, Sequenced};
 use crate::job::{FoldOrder, Job};
-use crate::normalize::{self, EventContext, ProfileContext, ProfileOp, RawEvent};
+use std::cell::RefCell;
+
+use crate::job::Vendor;
+use crate::normalize::{self, mixpanel_fast, EventContext, ProfileContext, ProfileOp};
 use crate::sinks::{self, Partition, Sink, SinkError};
 use crate::sources::{self, InputFile, Record, SourceError};
 use crate::storage::{Root, StorageError, Stores};
@@ -152,26 +155,34 @@ fn read_events(
         keys: &keys,
         columns: job.events.columns.as_ref(),
     };
+    let template = attr.batch();
     read_in_order(
         files,
         progress,
         |f| {
-            let mut events: Vec<RawEvent> = Vec::new();
+            let events: RefCell<Batch> = RefCell::new(template.clone());
             let mut bad: Vec<Reject> = Vec::new();
-            sources::read_file(f, job.events.file_type, &mut |rec: Record| match rec.value {
+            // Mixpanel raw-export lines skip the `Value` tree when they can.
+            let mut fast = |text: &[u8]| match mixpanel_fast::event(text, &ctx) {
+                Some(e) => {
+                    events.borrow_mut().push(e);
+                    true
+                }
+                None => false,
+            };
+            let hook: Option<sources::TextHook> = (job.events.format == Vendor::Mixpanel).then_some(&mut fast);
+            sources::read_file_with(f, job.events.file_type, hook, &mut |rec: Record| match rec.value {
                 Ok(v) => match normalize::event(job.events.format, &v, &ctx) {
-                    Ok(Some(e)) => events.push(e),
+                    Ok(Some(e)) => events.borrow_mut().push(e),
                     Ok(None) => {}
                     Err(reason) => bad.push(reject_of(Stream::Events, f, rec.pos, reason, raw_text(&v))),
                 },
                 Err(u) => bad.push(reject_of(Stream::Events, f, rec.pos, u.reason, u.raw)),
             })?;
-            Ok((events, bad))
+            Ok((events.into_inner(), bad))
         },
         |(events, bad)| {
-            for e in events {
-                attr.push(e);
-            }
+            attr.push_batch(events);
             rejects.extend(bad);
         },
     )

@@ -157,15 +157,29 @@ fn open_decoded(
     Ok(Box::new(BufReader::with_capacity(1 << 16, inner)))
 }
 
+/// A consumer of raw JSON-text records that may take a record without a `Value` being
+/// built for it (the vendor fast paths); returning `false` hands the record on as usual.
+pub type TextHook<'a> = &'a mut dyn FnMut(&[u8]) -> bool;
+
 /// Reads every record of `file`, in file order, handing each to `each`.
 pub fn read_file(
     file: &InputFile,
     explicit: Option<FileType>,
     each: &mut dyn FnMut(Record),
 ) -> Result<(), SourceError> {
+    read_file_with(file, explicit, None, each)
+}
+
+/// [`read_file`], offering NDJSON lines to `hook` first.
+pub fn read_file_with(
+    file: &InputFile,
+    explicit: Option<FileType>,
+    hook: Option<TextHook>,
+    each: &mut dyn FnMut(Record),
+) -> Result<(), SourceError> {
     let (kind, compression) = detect(&file.path, explicit)?;
     match kind {
-        FileType::Ndjson => ndjson::read(&file.path, open_decoded(file, compression, None)?, each),
+        FileType::Ndjson => ndjson::read(&file.path, open_decoded(file, compression, None)?, hook, each),
         FileType::Csv => csv::read(&file.path, open_decoded(file, compression, None)?, each),
         FileType::Parquet => {
             if compression != Compression::None {

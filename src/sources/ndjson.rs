@@ -15,6 +15,7 @@ pub(crate) fn truncate_raw(bytes: &[u8]) -> String {
 pub(super) fn read(
     path: &str,
     mut r: Box<dyn BufRead + Send>,
+    mut hook: Option<super::TextHook>,
     each: &mut dyn FnMut(Record),
 ) -> Result<(), SourceError> {
     let mut buf = Vec::with_capacity(4096);
@@ -32,6 +33,11 @@ pub(super) fn read(
         let text = text.strip_suffix(b"\r").unwrap_or(text);
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
+        }
+        if let Some(h) = hook.as_mut() {
+            if h(text) {
+                continue;
+            }
         }
         let value = serde_json::from_slice(text).map_err(|e| Unreadable {
             reason: format!("not valid JSON: {e}"),
