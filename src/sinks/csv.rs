@@ -14,7 +14,6 @@ pub(super) fn write(
     skip: Option<&str>,
     path: &Path,
 ) -> Result<(), SinkError> {
-    let io = super::io_err(path);
     let file = std::fs::File::create(path).map_err(super::io_err(path))?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
     let cols: Vec<_> = table.columns.iter().filter(|c| Some(c.name) != skip).collect();
@@ -44,6 +43,5 @@ pub(super) fn write(
         message: e.to_string(),
     })?;
     inner.flush().map_err(super::io_err(path))?;
-    inner.get_ref().sync_all().map_err(io)?;
     Ok(())
 }

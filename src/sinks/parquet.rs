@@ -48,7 +48,6 @@ pub(super) fn write(
     let file = std::fs::File::create(path).map_err(super::io_err(path))?;
     let mut w = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| enc(&e))?;
     w.write(&batch).map_err(|e| enc(&e))?;
-    let file = w.into_inner().map_err(|e| enc(&e))?;
-    file.sync_all().map_err(super::io_err(path))?;
+    w.close().map_err(|e| enc(&e))?;
     Ok(())
 }
