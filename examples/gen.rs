@@ -25,8 +25,10 @@
 //!   ```
 //!
 //!   Layout: `OUT/parquet/events-YYYY-MM-DD.parquet` (typed columns `event`, `distinct_id`,
-//!   `time` (Int64 epoch s), `$insert_id`, `mp_processing_time_ms` (Int64), `company_id` (Utf8;
-//!   lists as JSON array text), `team_id` (nullable); zstd, 1M-row row groups, sorted by time),
+//!   `time` (Int64 epoch s), `$insert_id`, `mp_processing_time_ms` (Int64), `company_id`
+//!   (List<Utf8>: a scalar id is a 1-element list, so a reader sees the same ids as in the
+//!   NDJSON, where a scalar id is a string and a multi-company event a JSON array),
+//!   `team_id` (Utf8, nullable); zstd, 1M-row row groups, sorted by time),
 //!   `OUT/ndjson/events-YYYY-MM-DD.ndjson.gz` (Mixpanel raw-export records) and
 //!   `OUT/groups/ops.ndjson` (Mixpanel `/groups` bodies).
 
@@ -38,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use arrow_array::builder::{Int64Builder, StringBuilder};
+use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use clap::{Parser, Subcommand};
@@ -1808,7 +1810,8 @@ mod bench {
         time: i64,
         insert_id: u64,
         proc_ms: i64,
-        company: String,
+        /// company ids (`c{n}`); more than one: a list-valued `company_id`
+        company: Vec<u32>,
         team: Option<String>,
         plan: &'static str,
         browser: &'static str,
@@ -1828,7 +1831,11 @@ mod bench {
             Field::new("time", DataType::Int64, false),
             Field::new("$insert_id", DataType::Utf8, false),
             Field::new("mp_processing_time_ms", DataType::Int64, false),
-            Field::new("company_id", DataType::Utf8, false),
+            Field::new(
+                "company_id",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                false,
+            ),
             Field::new("team_id", DataType::Utf8, true),
         ]))
     }
@@ -2023,10 +2030,9 @@ mod bench {
                     ids.push(o);
                 }
             }
-            let parts: Vec<String> = ids.iter().map(|i| format!("\"c{i}\"")).collect();
-            format!("[{}]", parts.join(","))
+            ids.into_iter().map(|i| i as u32).collect()
         } else {
-            format!("c{c}")
+            vec![c as u32]
         };
         let team = if rng.random_bool(0.4) {
             let k = (user - world.user_start[c]) % world.teams[c];
@@ -2059,7 +2065,8 @@ mod bench {
         let mut time = Int64Builder::with_capacity(n);
         let mut ins = StringBuilder::with_capacity(n, n * 16);
         let mut proc = Int64Builder::with_capacity(n);
-        let mut co = StringBuilder::with_capacity(n, n * 8);
+        let mut co = ListBuilder::with_capacity(StringBuilder::with_capacity(n, n * 8), n)
+            .with_field(Arc::new(Field::new("item", DataType::Utf8, true)));
         let mut team = StringBuilder::with_capacity(n, n * 6);
         let mut tmp = String::with_capacity(32);
         for r in rows {
@@ -2073,7 +2080,12 @@ mod bench {
             let _ = write!(tmp, "{:016x}", r.insert_id);
             ins.append_value(&tmp);
             proc.append_value(r.proc_ms);
-            co.append_value(&r.company);
+            for c in &r.company {
+                tmp.clear();
+                let _ = write!(tmp, "c{c}");
+                co.values().append_value(&tmp);
+            }
+            co.append(true);
             team.append_option(r.team.as_deref());
         }
         let cols: Vec<ArrayRef> = vec![
@@ -2097,10 +2109,20 @@ mod bench {
             "{{\"event\":\"{}\",\"properties\":{{\"time\":{},\"distinct_id\":\"u{}\",\"$insert_id\":\"{:016x}\",\"mp_processing_time_ms\":{},\"company_id\":",
             r.event, r.time, r.user, r.insert_id, r.proc_ms
         );
-        if r.company.starts_with('[') {
-            out.push_str(&r.company);
-        } else {
-            let _ = write!(out, "\"{}\"", r.company);
+        match r.company.as_slice() {
+            [c] => {
+                let _ = write!(out, "\"c{c}\"");
+            }
+            ids => {
+                out.push('[');
+                for (i, c) in ids.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "\"c{c}\"");
+                }
+                out.push(']');
+            }
         }
         if let Some(t) = &r.team {
             let _ = write!(out, ",\"team_id\":\"{t}\"");

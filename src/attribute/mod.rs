@@ -191,6 +191,9 @@ impl Attributor {
         let names = remap(&b.names, &mut self.events);
         let users = remap(&b.users, &mut self.users);
         let groups = remap(&b.groups, &mut self.groups);
+        // Grow the dedup index once per file rather than rehashing mid-file.
+        self.index.reserve(b.events.len());
+        self.kept.reserve(b.events.len());
         for e in &b.events {
             self.stats.events += 1;
             let name = names[e.name as usize];
