@@ -176,6 +176,13 @@ fn range(from: &Option<String>, to: &Option<String>) -> Result<Option<(chrono::N
     }
 }
 
+/// The job and the `--from/--to` range of `run` and `plan`.
+fn load_with_range(job: &Path, from: &Option<String>, to: &Option<String>) -> Result<(Job, Option<DateRange>), Status> {
+    Ok((load(job)?, range(from, to)?))
+}
+
+type DateRange = (chrono::NaiveDate, chrono::NaiveDate);
+
 /// Runs the parsed command line.
 pub fn main(cli: Cli) -> Status {
     init_logging(&cli);
@@ -189,12 +196,8 @@ pub fn main(cli: Cli) -> Status {
             max_rejects,
             format,
         } => {
-            let job = match load(&job) {
-                Ok(j) => j,
-                Err(s) => return s,
-            };
-            let range = match range(&from, &to) {
-                Ok(r) => r,
+            let (job, range) = match load_with_range(&job, &from, &to) {
+                Ok(x) => x,
                 Err(s) => return s,
             };
             let opts = RunOptions {
@@ -225,12 +228,8 @@ pub fn main(cli: Cli) -> Status {
         }
         Command::Validate { job } => validate(&job),
         Command::Plan { job, from, to } => {
-            let job = match load(&job) {
-                Ok(j) => j,
-                Err(s) => return s,
-            };
-            let range = match range(&from, &to) {
-                Ok(r) => r,
+            let (job, range) = match load_with_range(&job, &from, &to) {
+                Ok(x) => x,
                 Err(s) => return s,
             };
             plan(&job, range)
