@@ -17,6 +17,8 @@ use crate::fold::{self, Sequenced};
 use crate::job::{FoldOrder, Job};
 use std::cell::RefCell;
 
+use rustc_hash::FxHashSet;
+
 use crate::job::Vendor;
 use crate::normalize::{self, mixpanel_fast, EventContext, ProfileContext, ProfileOp};
 use crate::sinks::{self, Partition, Sink, SinkError};
@@ -193,6 +195,7 @@ fn read_events(
 fn read_profiles(
     job: &Job,
     files: &[InputFile],
+    also_events: &FxHashSet<&str>,
     progress: &Progress,
     rejects: &mut Vec<Reject>,
 ) -> Result<Vec<Sequenced>, SourceError> {
@@ -220,6 +223,9 @@ fn read_profiles(
                     Ok(None) => {}
                     Err(reason) => bad.push(reject_of(Stream::Profiles, f, rec.pos, reason, raw_text(&v))),
                 },
+                // A file read as events too (PostHog exports carry both) has had its
+                // unreadable lines rejected once already.
+                Err(_) if also_events.contains(f.path.as_str()) => {}
                 Err(u) => bad.push(reject_of(Stream::Profiles, f, rec.pos, u.reason, u.raw)),
             })?;
             Ok((out, bad))
@@ -277,7 +283,8 @@ pub fn compute(job: &Job, inputs: &Inputs, progress: &Progress) -> Result<Comput
     let t = Instant::now();
     progress.start("profiles", inputs.profiles.iter().map(|f| f.size).sum());
     tracing::info!(files = inputs.profiles.len(), "reading profile operations");
-    let mut ops = read_profiles(job, &inputs.profiles, progress, &mut rejects)?;
+    let event_paths: FxHashSet<&str> = inputs.events.iter().map(|f| f.path.as_str()).collect();
+    let mut ops = read_profiles(job, &inputs.profiles, &event_paths, progress, &mut rejects)?;
     progress.finish();
     summary.profile_ops = ops.len() as u64;
     summary.profile_ops_other_keys = ops

@@ -238,3 +238,21 @@ fn backfill_rewrites_only_its_range() {
     assert_eq!(std::fs::read(outside.join("part-0.parquet")).unwrap(), b"marker");
     assert_eq!(std::fs::read(inside.join("part-0.parquet")).unwrap(), inside_before);
 }
+
+#[test]
+fn a_file_read_as_events_and_profiles_rejects_a_bad_line_once() {
+    // The PostHog sample's [profiles] reads the event export itself; line 66 is broken JSON.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let text = std::fs::read_to_string(repo().join("jobs/posthog.toml"))
+        .unwrap()
+        .replace("\"out/posthog\"", &format!("{:?}", out.to_str().unwrap()));
+    let job = write(dir.path(), "posthog.toml", &text);
+    let o = groupetl(&repo(), &["run", &job, "--format", "json"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let summary: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    let rejects = std::fs::read_to_string(summary["rejects"]["path"].as_str().unwrap()).unwrap();
+    let broken: Vec<&str> = rejects.lines().filter(|l| l.contains("not valid JSON")).collect();
+    assert_eq!(broken.len(), 1, "{rejects}");
+    assert_eq!(summary["rejects"]["count"], rejects.lines().count());
+}
