@@ -32,7 +32,7 @@
 
 use serde_json::{Map, Value};
 
-use super::values::{group_ids, iso_us, number_text, required_id, type_name, user_id};
+use super::values::{iso_us, memberships, number_text, required_id, type_name, user_id};
 use super::{DedupKey, EventContext, Op, ProfileOp, RawEvent};
 
 /// The group key Segment's one untyped group namespace maps to.
@@ -180,14 +180,8 @@ pub fn event(v: &Value, ctx: &EventContext) -> Result<Option<RawEvent>, String> 
         None => user_id("anonymousId", get(top, &["anonymousId", "anonymous_id"]))?,
     };
     let dedup = dedup(top)?;
-    let mut groups = Vec::new();
-    if let Some(k) = ctx.keys.iter().position(|k| k == GROUP_KEY) {
-        if let Some(v) = context_group_id(top)? {
-            let mut ids = Vec::new();
-            group_ids(v, &mut ids);
-            groups.extend(ids.into_iter().map(|id| (k as u16, id)));
-        }
-    }
+    let group_id = context_group_id(top)?;
+    let groups = memberships(ctx.keys, |k| group_id.filter(|_| k == GROUP_KEY));
     Ok(Some(RawEvent {
         name,
         user,
