@@ -30,7 +30,7 @@ pub use lock::LockError;
 use progress::Progress;
 use rejects::{Reject, Stream};
 pub use report::RunSummary;
-use state::{diff_inputs, InputRecord, State, StateError};
+use state::{diff_inputs, InputDiff, InputRecord, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -482,6 +482,13 @@ pub fn decide(
     Ok(d)
 }
 
+/// Whether an incremental run has nothing to do: the same job and groupetl version, the
+/// same inputs, and every recorded partition still present (one deleted by hand must be
+/// rewritten). `run` and `plan` must agree on this.
+fn up_to_date(job: &Job, old: &State, diff: &InputDiff, sink: &Sink) -> bool {
+    old.config == config_fingerprint(job) && diff.is_empty() && old.partitions.keys().all(|k| sink.has_partition_key(k))
+}
+
 /// `groupetl run`: incremental by default, or a full refresh, or a backfill.
 pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
@@ -507,9 +514,7 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
 
     if mode == Mode::Incremental {
         if let Some(o) = &old {
-            // A partition deleted by hand is "missing": not up to date.
-            let complete = o.partitions.keys().all(|k| sink.has_partition_key(k));
-            if o.config == config_fingerprint(job) && diff.is_empty() && complete {
+            if up_to_date(job, o, &diff, &sink) {
                 return Ok(RunSummary {
                     run_id,
                     output: job.output.path.clone(),
@@ -611,9 +616,10 @@ pub fn plan(job: &Job, opts: &RunOptions) -> Result<Vec<String>, RunError> {
     for r in &diff.removed {
         lines.push(format!("input gone since the last run: {r}"));
     }
+    let sink = Sink::new(&root, job.output.format, "plan")?;
     if mode == Mode::Incremental {
         if let Some(o) = &old {
-            if o.config == config_fingerprint(job) && diff.is_empty() {
+            if up_to_date(job, o, &diff, &sink) {
                 lines.push(format!(
                     "nothing to do: inputs and job unchanged since run {}",
                     o.last_run_id
@@ -626,7 +632,6 @@ pub fn plan(job: &Job, opts: &RunOptions) -> Result<Vec<String>, RunError> {
         }
     }
     let computed = compute(job, &inputs, &Progress::hidden())?;
-    let sink = Sink::new(&root, job.output.format, "plan")?;
     let d = decide(job, mode, old.as_ref(), &computed.tables, &inputs, "plan", &sink)?;
     for (_, p, rows, reason) in &d.puts {
         lines.push(format!("write {} ({} rows): {}", p.key(), rows.len(), reason.text()));

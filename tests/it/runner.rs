@@ -290,6 +290,19 @@ fn plan_says_what_and_why_and_writes_nothing() {
     let o = groupetl(&repo(), &["plan", job.to_str().unwrap()]);
     assert!(o.stdout.contains("nothing to do"), "{}", o.stdout);
 
+    // A partition deleted by hand: plan and run agree that it must be rewritten.
+    std::fs::remove_dir_all(out.join("group_daily/date=2024-01-02")).unwrap();
+    let o = groupetl(&repo(), &["plan", job.to_str().unwrap()]);
+    assert!(
+        o.stdout.contains("write group_daily/date=2024-01-02 (") && o.stdout.contains("file missing from the output"),
+        "{}",
+        o.stdout
+    );
+    run(&job, &[]);
+    assert!(out.join("group_daily/date=2024-01-02/part-0.parquet").exists());
+    let o = groupetl(&repo(), &["plan", job.to_str().unwrap()]);
+    assert!(o.stdout.contains("nothing to do"), "{}", o.stdout);
+
     copy_in(&inputs, "events/2024-02-26.csv");
     let o = groupetl(&repo(), &["plan", job.to_str().unwrap()]);
     let csv_line = o.stdout.lines().find(|l| l.contains("2024-02-26.csv")).unwrap();
