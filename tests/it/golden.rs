@@ -96,6 +96,17 @@ fn rerun_gives_identical_files() {
     assert_eq!(first, snapshot(&out));
 }
 
+/// `name:type` of every column of a Parquet file.
+fn schema_of(file: &Path) -> Vec<String> {
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
+        .unwrap();
+    r.schema()
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect()
+}
+
 #[test]
 fn hive_layout_and_types() {
     let (dir, _) = run_quickstart("parquet");
@@ -113,28 +124,12 @@ fn hive_layout_and_types() {
         assert!(files[0].1.is_empty());
     }
     // The partition column lives in the path only; counts are Int64; timestamps UTC µs.
-    let f = &crate::common::data_files(&out, "group_daily")[0].0;
-    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
-        .unwrap();
-    let names: Vec<String> = r
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| format!("{}:{}", f.name(), f.data_type()))
-        .collect();
+    let names = schema_of(&crate::common::data_files(&out, "group_daily")[0].0);
     assert_eq!(
         names,
         ["group_key:Utf8", "group_id:Utf8", "events:Int64", "users:Int64"]
     );
-    let f = &crate::common::data_files(&out, "group_profiles")[0].0;
-    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
-        .unwrap();
-    let names: Vec<String> = r
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| format!("{}:{}", f.name(), f.data_type()))
-        .collect();
+    let names = schema_of(&crate::common::data_files(&out, "group_profiles")[0].0);
     assert_eq!(
         names,
         [

@@ -61,6 +61,26 @@ fn write_job(dir: &Path, inputs: &Path, out: &Path) -> PathBuf {
     p
 }
 
+/// A temp folder with the sample inputs that `keep` selects copied into `in/`, the job
+/// reading them, and its output folder `inc/`.
+struct Fixture {
+    dir: tempfile::TempDir,
+    inputs: PathBuf,
+    out: PathBuf,
+    job: PathBuf,
+}
+
+fn fixture(keep: impl Fn(&str) -> bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("in");
+    let out = dir.path().join("inc");
+    for f in sample_files().iter().filter(|f| keep(f)) {
+        copy_in(&inputs, f);
+    }
+    let job = write_job(dir.path(), &inputs, &out);
+    Fixture { dir, inputs, out, job }
+}
+
 fn run(job: &Path, extra: &[&str]) -> crate::common::Output {
     let mut args = vec!["run", job.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -140,13 +160,7 @@ fn incremental_runs_equal_one_full_refresh() {
 
 #[test]
 fn removed_input_removes_its_partitions() {
-    let dir = tempfile::tempdir().unwrap();
-    let inputs = dir.path().join("in");
-    let out = dir.path().join("inc");
-    for f in sample_files() {
-        copy_in(&inputs, &f);
-    }
-    let job = write_job(dir.path(), &inputs, &out);
+    let Fixture { dir, inputs, out, job } = fixture(|_| true);
     run(&job, &[]);
     std::fs::remove_file(inputs.join("events/2024-02-26.csv")).unwrap();
     let o = run(&job, &[]);
@@ -158,14 +172,8 @@ fn removed_input_removes_its_partitions() {
 #[test]
 fn crash_during_commit_is_finished_by_the_next_run() {
     for crash_after in [0usize, 1, 7, 60] {
-        let dir = tempfile::tempdir().unwrap();
-        let inputs = dir.path().join("in");
-        let out = dir.path().join("inc");
+        let Fixture { dir, inputs, out, job } = fixture(|f| !f.contains("2024-02"));
         let files = sample_files();
-        for f in files.iter().filter(|f| !f.contains("2024-02")) {
-            copy_in(&inputs, f);
-        }
-        let job = write_job(dir.path(), &inputs, &out);
         run(&job, &[]);
         for f in &files {
             copy_in(&inputs, f);
@@ -200,14 +208,8 @@ fn crash_during_commit_is_finished_by_the_next_run() {
 #[test]
 fn kill_at_random_points_never_corrupts_the_output() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let dir = tempfile::tempdir().unwrap();
-    let inputs = dir.path().join("in");
-    let out = dir.path().join("inc");
+    let Fixture { dir, inputs, out, job } = fixture(|f| !f.contains("2024-02"));
     let files = sample_files();
-    for f in files.iter().filter(|f| !f.contains("2024-02")) {
-        copy_in(&inputs, f);
-    }
-    let job = write_job(dir.path(), &inputs, &out);
     run(&job, &[]);
     let before = snapshot(&out);
     for f in &files {
@@ -237,13 +239,9 @@ fn kill_at_random_points_never_corrupts_the_output() {
 
 #[test]
 fn second_concurrent_run_fails_fast() {
-    let dir = tempfile::tempdir().unwrap();
-    let inputs = dir.path().join("in");
-    let out = dir.path().join("inc");
-    for f in sample_files() {
-        copy_in(&inputs, &f);
-    }
-    let job = write_job(dir.path(), &inputs, &out);
+    let Fixture {
+        dir: _dir, out, job, ..
+    } = fixture(|_| true);
     std::fs::create_dir_all(out.join("_state")).unwrap();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     // A live holder: this test process.
@@ -268,14 +266,12 @@ fn second_concurrent_run_fails_fast() {
 
 #[test]
 fn plan_says_what_and_why_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let inputs = dir.path().join("in");
-    let out = dir.path().join("inc");
-    let files = sample_files();
-    for f in files.iter().filter(|f| !f.contains("2024-02-26")) {
-        copy_in(&inputs, f);
-    }
-    let job = write_job(dir.path(), &inputs, &out);
+    let Fixture {
+        dir: _dir,
+        inputs,
+        out,
+        job,
+    } = fixture(|f| !f.contains("2024-02-26"));
     let o = groupetl(&repo(), &["plan", job.to_str().unwrap()]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(
