@@ -254,6 +254,19 @@ class Background:
         return self._out
 
 
+def finish(tool: str, version: str, phases: dict, prof, write_profiles, out_dir: str, t_all: float):
+    """Waits for the overlapped profile fold, writes its table and reports the run."""
+    t = time.perf_counter()
+    rows, ops, bad = prof.result()
+    phases["profiles wait"] = time.perf_counter() - t
+    phases["profiles fold (python, overlapped)"] = prof.seconds
+    t = time.perf_counter()
+    write_profiles(rows, out_dir)
+    phases["profiles write"] = time.perf_counter() - t
+    phases["total"] = time.perf_counter() - t_all
+    report(tool, phases, {"profile_ops": ops, "profile_bad": bad, "version": version})
+
+
 def report(tool: str, phases: dict, extra: dict | None = None):
     """One JSON line on stdout that the harness reads."""
     out = {"tool": tool, "phases_s": {k: round(v, 3) for k, v in phases.items()}}

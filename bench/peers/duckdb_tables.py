@@ -201,15 +201,7 @@ def main():
         )
     phases["write"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    rows, ops, bad = prof.result()
-    phases["profiles wait"] = time.perf_counter() - t
-    phases["profiles fold (python, overlapped)"] = prof.seconds
-    t = time.perf_counter()
-    write_profiles(rows, os.path.join(a.out, "group_profiles"))
-    phases["profiles write"] = time.perf_counter() - t
-    phases["total"] = time.perf_counter() - t_all
-    common.report("duckdb", phases, {"profile_ops": ops, "profile_bad": bad, "version": duckdb.__version__})
+    common.finish("duckdb", duckdb.__version__, phases, prof, write_profiles, os.path.join(a.out, "group_profiles"), t_all)
 
 
 def write_profiles(rows, dir_):

@@ -173,15 +173,7 @@ def main():
         )
     phases["write"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    rows, ops, bad = prof.result()
-    phases["profiles wait"] = time.perf_counter() - t
-    phases["profiles fold (python, overlapped)"] = prof.seconds
-    t = time.perf_counter()
-    write_profiles(rows, os.path.join(a.out, "group_profiles"))
-    phases["profiles write"] = time.perf_counter() - t
-    phases["total"] = time.perf_counter() - t_all
-    common.report("polars", phases, {"profile_ops": ops, "profile_bad": bad, "version": pl.__version__})
+    common.finish("polars", pl.__version__, phases, prof, write_profiles, os.path.join(a.out, "group_profiles"), t_all)
 
 
 def active_groups(gd: pl.DataFrame) -> pl.DataFrame:
