@@ -136,14 +136,6 @@ impl Batch {
             groups: start..self.memberships.len(),
         });
     }
-
-    pub fn len(&self) -> usize {
-        self.events.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
 }
 
 impl Attributor {
@@ -170,13 +162,6 @@ impl Attributor {
             ids: self.ids.clone(),
             ..Default::default()
         }
-    }
-
-    /// Adds one event; events must arrive in input order.
-    pub fn push(&mut self, e: RawEvent) {
-        let mut b = self.batch();
-        b.push(e);
-        self.push_batch(b);
     }
 
     /// Adds a file's events; batches must arrive in input order. The batch's strings are
