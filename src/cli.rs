@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::attribute::SpillOptions;
 use crate::job::Job;
 use crate::runner::{self, RunError, RunOptions};
 use crate::sources;
@@ -33,6 +34,13 @@ pub struct Cli {
     /// Never draw progress bars (they are drawn only on a terminal anyway).
     #[arg(long, global = true, env = "GROUPETL_NO_PROGRESS")]
     pub no_progress: bool,
+    /// Directory for the temporary files of inputs larger than --memory-budget (default:
+    /// the system temporary directory).
+    #[arg(long, global = true, value_name = "DIR", env = "GROUPETL_SPILL_DIR")]
+    pub spill_dir: Option<PathBuf>,
+    /// MiB of encoded events (~25 bytes each) held in memory before they spill to disk.
+    #[arg(long, global = true, value_name = "MIB", default_value_t = 1024, env = "GROUPETL_MEMORY_BUDGET")]
+    pub memory_budget: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -187,6 +195,10 @@ type DateRange = (chrono::NaiveDate, chrono::NaiveDate);
 pub fn main(cli: Cli) -> Status {
     init_logging(&cli);
     let progress = !cli.no_progress && !cli.quiet;
+    let spill = SpillOptions {
+        dir: cli.spill_dir.clone(),
+        memory_budget: usize::try_from(cli.memory_budget.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+    };
     match cli.command {
         Command::Run {
             job,
@@ -206,6 +218,7 @@ pub fn main(cli: Cli) -> Status {
                 max_rejects,
                 run_id: None,
                 progress,
+                spill,
             };
             match runner::run(&job, &opts) {
                 Ok(summary) => {
@@ -232,7 +245,7 @@ pub fn main(cli: Cli) -> Status {
                 Ok(x) => x,
                 Err(s) => return s,
             };
-            plan(&job, range)
+            plan(&job, range, spill)
         }
     }
 }
@@ -331,9 +344,10 @@ fn validate(path: &Path) -> Status {
     }
 }
 
-fn plan(job: &Job, range: Option<(chrono::NaiveDate, chrono::NaiveDate)>) -> Status {
+fn plan(job: &Job, range: Option<DateRange>, spill: SpillOptions) -> Status {
     let opts = RunOptions {
         range,
+        spill,
         ..Default::default()
     };
     match runner::plan(job, &opts) {

@@ -1,38 +1,42 @@
 //! Dedup and attribution: canonical events in, [`Activity`] out (SPEC §4, §6).
 //!
-//! Events are interned as they arrive, duplicates collapse onto the latest ingested copy
-//! (ties: the later one in input order), and only then are effective dates and
-//! `exclude_events` applied: a duplicate must be removed even when its twin is excluded
-//! or unattributed, or counts would depend on which copy came first.
+//! Duplicates collapse onto the latest ingested copy (ties: the later one in input order),
+//! and only then are effective dates and `exclude_events` applied: a duplicate must be
+//! removed even when its twin is excluded or unattributed, or counts would depend on which
+//! copy came first.
+//!
+//! Memory stays bounded by partitioning, not by holding every event:
+//! 1. Reading: each file's events are interned on a worker thread ([`Batch`]), then, in
+//!    input order, encoded (~25 bytes each) into buckets that spill to disk past a
+//!    budget. Events that dedup by (name, user, time) go to the bucket of their civil
+//!    day, since all their copies share it; events that dedup by id go to a bucket by id
+//!    hash, since copies of one id may carry different times.
+//! 2. Id buckets are deduplicated one at a time, in parallel, and their survivors moved
+//!    to their day buckets.
+//! 3. Day buckets are deduplicated, attributed and reduced to per-(group, day) aggregates
+//!    one at a time, in parallel; only the hits the funnels need are kept.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+mod buckets;
+mod codec;
 
-use crate::calendar::DayMapper;
+use std::hash::BuildHasher;
+
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use crate::calendar::{Day, DayMapper};
 use crate::intern::{Interner, Sym, NO_USER};
 use crate::job::{Clock, Job};
-use crate::normalize::{DedupKey, RawEvent};
-use crate::tables::{Activity, Hit};
+use crate::normalize::{DedupRef, EventRef, RawEvent};
+use crate::tables::{Activity, DayParts, Hit};
+pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET};
+use buckets::{BucketId, Buckets};
+use codec::{Decoder, Dedup};
 
-/// An interned event, as kept between dedup and attribution.
-#[derive(Debug, Clone)]
-struct Compact {
-    name: Sym,
-    user: Sym,
-    time_us: i64,
-    ingest_us: Option<i64>,
-    /// Range of this event's memberships in `Attributor::memberships` (one flat vector,
-    /// not a `Vec` per event).
-    groups: std::ops::Range<usize>,
-}
+const US_PER_DAY: i64 = 86_400_000_000;
 
-/// Dedup key. Insert ids / message ids are unique per event, so interning them would keep
-/// every one as a string; a 128-bit keyed hash (two independent SipHash keys, drawn per
-/// run) stands in for the text instead: a false match needs ~2^64 distinct ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Key {
-    NameUserTime(Sym, Sym, i64, Option<u128>),
-    Id(u128),
-}
+/// Id buckets: copies of one id meet in one bucket, and a bucket is ~1/128 of the input.
+const ID_BUCKET_BITS: u32 = 7;
 
 /// Counts reported in the run summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,26 +51,24 @@ pub struct AttributionStats {
     pub attributed: u64,
     /// (event, group) pairs.
     pub hits: u64,
+    /// Encoded bytes written to spill files.
+    pub spilled_bytes: u64,
 }
 
-/// Streaming dedup over canonical events; [`Attributor::finish`] attributes them.
-pub struct Attributor {
-    keys: Vec<String>,
-    effective: Vec<(Option<i64>, Clock)>,
-    exclude: FxHashSet<String>,
-    mapper: DayMapper,
-    events: Interner,
-    users: Interner,
-    groups: Interner,
-    ids: IdHasher,
-    kept: Vec<Compact>,
-    memberships: Vec<(u16, Sym)>,
-    index: FxHashMap<Key, usize>,
-    stats: AttributionStats,
+impl std::ops::AddAssign for AttributionStats {
+    fn add_assign(&mut self, o: Self) {
+        self.events += o.events;
+        self.duplicates += o.duplicates;
+        self.excluded += o.excluded;
+        self.attributed += o.attributed;
+        self.hits += o.hits;
+        self.spilled_bytes += o.spilled_bytes;
+    }
 }
 
-/// Insert ids / message ids as 128-bit keyed hashes (see [`Key`]); shared by the batches
-/// of one run so equal ids hash equally.
+/// Insert ids / message ids as keyed hashes, so that the text of ids (unique per event)
+/// is never kept: two SipHash keys drawn per run give 128 bits, where a false match needs
+/// ~2^64 distinct ids. Shared by the batches of one run so equal ids hash equally.
 #[derive(Clone)]
 struct IdHasher(std::hash::RandomState, std::hash::RandomState);
 
@@ -75,23 +77,13 @@ impl IdHasher {
         IdHasher(std::hash::RandomState::new(), std::hash::RandomState::new())
     }
 
-    fn hash(&self, id: &str) -> u128 {
-        use std::hash::BuildHasher;
+    fn hash64(&self, id: &str) -> u64 {
+        self.0.hash_one(id)
+    }
+
+    fn hash128(&self, id: &str) -> u128 {
         ((self.0.hash_one(id) as u128) << 64) | self.1.hash_one(id) as u128
     }
-}
-
-impl Default for IdHasher {
-    fn default() -> Self {
-        IdHasher::new()
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum LocalKey {
-    NameUserTime(Option<u128>),
-    Id(u128),
-    Unique,
 }
 
 #[derive(Debug, Clone)]
@@ -100,14 +92,16 @@ struct LocalEvent {
     user: Sym,
     time_us: i64,
     ingest_us: Option<i64>,
-    key: LocalKey,
-    groups: std::ops::Range<usize>,
+    dedup: Dedup,
+    day: Day,
+    groups: std::ops::Range<u32>,
 }
 
 /// One file's events, interned against the file's own tables on a worker thread.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Batch {
     ids: IdHasher,
+    mapper: DayMapper,
     names: Interner,
     users: Interner,
     groups: Interner,
@@ -117,41 +111,91 @@ pub struct Batch {
 
 impl Batch {
     pub fn push(&mut self, e: RawEvent) {
-        let start = self.memberships.len();
-        for (k, g) in &e.groups {
+        let groups = e.groups.iter().map(|(k, g)| (*k, g.as_str()));
+        self.push_parts(&e.name, e.user.as_deref(), e.time_us, e.ingest_us, e.dedup.as_ref(), groups);
+    }
+
+    pub fn push_ref(&mut self, e: EventRef<'_>) {
+        let groups = e.groups.iter().map(|(k, g)| (*k, g.as_ref()));
+        self.push_parts(e.name, e.user, e.time_us, e.ingest_us, e.dedup, groups);
+    }
+
+    fn push_parts<'s>(
+        &mut self,
+        name: &str,
+        user: Option<&str>,
+        time_us: i64,
+        ingest_us: Option<i64>,
+        dedup: DedupRef,
+        groups: impl Iterator<Item = (u16, &'s str)>,
+    ) {
+        let start = self.memberships.len() as u32;
+        for (k, g) in groups {
             let g = self.groups.intern(g);
-            self.memberships.push((*k, g));
+            self.memberships.push((k, g));
         }
-        let key = match &e.dedup {
-            DedupKey::NameUserTime(id) => LocalKey::NameUserTime(id.as_deref().map(|i| self.ids.hash(i))),
-            DedupKey::Id(id) => LocalKey::Id(self.ids.hash(id)),
-            DedupKey::Unique => LocalKey::Unique,
+        let dedup = match dedup {
+            DedupRef::NameUserTime(id) => Dedup::NameUserTime(id.map(|i| self.ids.hash64(i))),
+            DedupRef::Id(id) => Dedup::Id(self.ids.hash128(id)),
+            DedupRef::Unique => Dedup::Unique,
         };
         self.events.push(LocalEvent {
-            name: self.names.intern(&e.name),
-            user: e.user.as_deref().map_or(NO_USER, |u| self.users.intern(u)),
-            time_us: e.time_us,
-            ingest_us: e.ingest_us,
-            key,
-            groups: start..self.memberships.len(),
+            name: self.names.intern(name),
+            user: user.map_or(NO_USER, |u| self.users.intern(u)),
+            time_us,
+            ingest_us,
+            dedup,
+            day: self.mapper.day(time_us),
+            groups: start..self.memberships.len() as u32,
         });
     }
 }
 
+/// What the per-day step needs to know of the job.
+struct Rules {
+    keys: Vec<String>,
+    effective: Vec<(Option<i64>, Clock)>,
+    /// By event symbol: whether the name is in `exclude_events`.
+    excluded: Vec<bool>,
+    /// By `event * keys + key`: whether a funnel of that key has that event as a step.
+    funnel_step: Vec<bool>,
+}
+
+/// Streaming dedup over canonical events; [`Attributor::finish`] attributes them.
+pub struct Attributor {
+    job_keys: Vec<String>,
+    effective: Vec<(Option<i64>, Clock)>,
+    exclude: Vec<String>,
+    funnels: Vec<(String, Vec<String>)>,
+    mapper: DayMapper,
+    events: Interner,
+    users: Interner,
+    groups: Interner,
+    ids: IdHasher,
+    buckets: Buckets,
+    /// Per-bucket encode buffers of the batch being pushed (kept to reuse their memory).
+    scratch: Vec<(BucketId, Vec<u8>)>,
+    stats: AttributionStats,
+}
+
 impl Attributor {
-    pub fn new(job: &Job) -> Self {
+    pub fn new(job: &Job, spill: SpillOptions) -> Self {
         Attributor {
-            keys: job.group_keys.iter().map(|k| k.key.clone()).collect(),
+            job_keys: job.group_keys.iter().map(|k| k.key.clone()).collect(),
             effective: job.group_keys.iter().map(|k| (k.effective_from_us, k.clock)).collect(),
-            exclude: job.exclude_events.iter().cloned().collect(),
+            exclude: job.exclude_events.clone(),
+            funnels: job
+                .funnels
+                .iter()
+                .map(|f| (f.group_key.clone(), f.steps.clone()))
+                .collect(),
             mapper: DayMapper::new(job.timezone),
             events: Interner::new(),
             users: Interner::new(),
             groups: Interner::new(),
             ids: IdHasher::new(),
-            kept: Vec::new(),
-            memberships: Vec::new(),
-            index: FxHashMap::default(),
+            buckets: Buckets::new(spill),
+            scratch: Vec::new(),
             stats: AttributionStats::default(),
         }
     }
@@ -160,14 +204,19 @@ impl Attributor {
     pub fn batch(&self) -> Batch {
         Batch {
             ids: self.ids.clone(),
-            ..Default::default()
+            mapper: self.mapper.clone(),
+            names: Interner::new(),
+            users: Interner::new(),
+            groups: Interner::new(),
+            events: Vec::new(),
+            memberships: Vec::new(),
         }
     }
 
     /// Adds a file's events; batches must arrive in input order. The batch's strings are
     /// interned once each here, so this single-threaded step does one hash lookup per
-    /// distinct string, not per event.
-    pub fn push_batch(&mut self, b: Batch) {
+    /// distinct string, not per event, and then only encodes.
+    pub fn push_batch(&mut self, b: Batch) -> Result<(), SpillError> {
         let remap = |local: &Interner, global: &mut Interner| -> Vec<Sym> {
             (0..local.len() as Sym)
                 .map(|i| global.intern(local.resolve(i)))
@@ -176,103 +225,270 @@ impl Attributor {
         let names = remap(&b.names, &mut self.events);
         let users = remap(&b.users, &mut self.users);
         let groups = remap(&b.groups, &mut self.groups);
-        // Grow the dedup index once per file rather than rehashing mid-file.
-        self.index.reserve(b.events.len());
-        self.kept.reserve(b.events.len());
+        self.stats.events += b.events.len() as u64;
+        let mut last: Option<usize> = None;
         for e in &b.events {
-            self.stats.events += 1;
-            let name = names[e.name as usize];
+            let id = match e.dedup {
+                Dedup::Id(h) => BucketId::Id((h >> (128 - ID_BUCKET_BITS)) as u16),
+                _ => BucketId::Day(e.day),
+            };
+            // Files are mostly one day: remember the last bucket instead of searching.
+            let slot = match last {
+                Some(i) if self.scratch[i].0 == id => i,
+                _ => match self.scratch.iter().position(|(b, _)| *b == id) {
+                    Some(i) => i,
+                    None => {
+                        self.scratch.push((id, Vec::new()));
+                        self.scratch.len() - 1
+                    }
+                },
+            };
+            last = Some(slot);
             let user = if e.user == NO_USER {
                 NO_USER
             } else {
                 users[e.user as usize]
             };
-            let start = self.memberships.len();
-            self.memberships.extend(
-                b.memberships[e.groups.clone()]
-                    .iter()
-                    .map(|&(k, g)| (k, groups[g as usize])),
-            );
-            let compact = Compact {
-                name,
+            let members = &b.memberships[e.groups.start as usize..e.groups.end as usize];
+            codec::encode(
+                &mut self.scratch[slot].1,
+                base_us(id),
+                names[e.name as usize],
                 user,
-                time_us: e.time_us,
-                ingest_us: e.ingest_us,
-                groups: start..self.memberships.len(),
-            };
-            let key = match e.key {
-                LocalKey::NameUserTime(id) => Key::NameUserTime(name, user, e.time_us, id),
-                LocalKey::Id(id) => Key::Id(id),
-                LocalKey::Unique => {
-                    self.kept.push(compact);
-                    continue;
-                }
-            };
-            match self.index.get(&key) {
-                Some(&i) => {
-                    self.stats.duplicates += 1;
-                    // Latest ingested copy wins; a copy without ingest time is the oldest;
-                    // on a tie the later copy in input order wins.
-                    if compact.ingest_us >= self.kept[i].ingest_us {
-                        self.kept[i] = compact;
-                    }
-                }
-                None => {
-                    self.index.insert(key, self.kept.len());
-                    self.kept.push(compact);
+                e.time_us,
+                e.ingest_us,
+                e.dedup,
+                members.iter().map(|&(k, g)| (k, groups[g as usize])),
+            );
+        }
+        for (id, buf) in &mut self.scratch {
+            if !buf.is_empty() {
+                self.buckets.append(*id, buf);
+                buf.clear();
+            }
+        }
+        // Many small per-day buffers would otherwise pin memory across a long run.
+        if self.scratch.len() > 64 {
+            self.scratch = Vec::new();
+        }
+        self.buckets.maybe_spill()
+    }
+
+    fn rules(&self) -> Rules {
+        let nkeys = self.job_keys.len();
+        let mut excluded = vec![false; self.events.len()];
+        for n in &self.exclude {
+            if let Some(s) = self.events.get(n) {
+                excluded[s as usize] = true;
+            }
+        }
+        let mut funnel_step = vec![false; self.events.len() * nkeys];
+        for (key, steps) in &self.funnels {
+            let Some(k) = self.job_keys.iter().position(|j| j == key) else { continue };
+            for step in steps {
+                if let Some(s) = self.events.get(step) {
+                    funnel_step[s as usize * nkeys + k] = true;
                 }
             }
+        }
+        Rules {
+            keys: self.job_keys.clone(),
+            effective: self.effective.clone(),
+            excluded,
+            funnel_step,
         }
     }
 
-    /// Applies `exclude_events` and effective dates, and builds the sorted activity.
-    pub fn finish(mut self) -> (Activity, AttributionStats) {
-        self.index = FxHashMap::default();
-        let excluded: FxHashSet<Sym> = self.exclude.iter().filter_map(|n| self.events.get(n)).collect();
-        let mut hits = Vec::with_capacity(self.kept.len());
-        for e in &self.kept {
-            if excluded.contains(&e.name) {
-                self.stats.excluded += 1;
-                continue;
-            }
-            let before = hits.len();
-            let mut day = None;
-            for &(k, group) in &self.memberships[e.groups.clone()] {
-                let (from, clock) = self.effective[k as usize];
-                let clock_us = match clock {
-                    Clock::Event => e.time_us,
-                    Clock::Ingest => e.ingest_us.unwrap_or(e.time_us),
-                };
-                if from.is_some_and(|f| clock_us < f) {
-                    continue;
+    /// Deduplicates, applies `exclude_events` and effective dates, and reduces every day
+    /// to the aggregates the tables need.
+    pub fn finish(mut self) -> Result<(Activity, AttributionStats), SpillError> {
+        // Step 2: id buckets → day buckets, a few at a time so that their survivors are
+        // appended (and spilled when over budget) before the next ones are loaded.
+        let mut id_buckets = self.buckets.take(false);
+        let width = rayon::current_num_threads().max(1);
+        while !id_buckets.is_empty() {
+            let rest = id_buckets.split_off(width.min(id_buckets.len()));
+            let mapper = &self.mapper;
+            let moved: Vec<Result<(Vec<(Day, Vec<u8>)>, u64), SpillError>> = id_buckets
+                .into_par_iter()
+                .map(|(id, bucket)| {
+                    let bytes = bucket.load().map_err(|source| spill_read_error(id, source))?;
+                    Ok(dedup_by_id(&bytes, base_us(id), mapper.clone()))
+                })
+                .collect();
+            for r in moved {
+                let (days, duplicates) = r?;
+                self.stats.duplicates += duplicates;
+                for (day, bytes) in days {
+                    self.buckets.append(BucketId::Day(day), &bytes);
                 }
-                let day = *day.get_or_insert_with(|| self.mapper.day(e.time_us));
-                hits.push(Hit {
-                    key: k,
-                    group,
-                    time_us: e.time_us,
-                    event: e.name,
-                    user: e.user,
-                    day,
-                });
+                self.buckets.maybe_spill()?;
             }
-            if hits.len() > before {
-                self.stats.attributed += 1;
+            id_buckets = rest;
+        }
+
+        // Step 3: every day on its own.
+        let rules = self.rules();
+        let day_buckets = self.buckets.take(true);
+        let days: Vec<Result<(DayParts, AttributionStats), SpillError>> = day_buckets
+            .into_par_iter()
+            .map(|(id, bucket)| {
+                let BucketId::Day(day) = id else { unreachable!("day buckets only") };
+                let bytes = bucket.load().map_err(|source| spill_read_error(id, source))?;
+                Ok(process_day(&bytes, day, &rules))
+            })
+            .collect();
+        let mut parts = Vec::with_capacity(days.len());
+        for d in days {
+            let (p, s) = d?;
+            self.stats += s;
+            parts.push(p);
+        }
+        self.stats.spilled_bytes = self.buckets.spilled;
+        drop(self.buckets.into_dir());
+        let activity = Activity::from_days(rules.keys, self.groups, self.events, parts);
+        Ok((activity, self.stats))
+    }
+}
+
+fn base_us(id: BucketId) -> i64 {
+    match id {
+        BucketId::Day(d) => d as i64 * US_PER_DAY,
+        BucketId::Id(_) => 0,
+    }
+}
+
+fn spill_read_error(id: BucketId, source: std::io::Error) -> SpillError {
+    SpillError {
+        path: format!("{id:?}"),
+        source,
+    }
+}
+
+/// Whether copy `new` replaces the kept copy `old` of the same event: the latest ingested
+/// wins, a copy without ingest time is the oldest, and on a tie the later copy in input
+/// order (`new`, as buckets are in input order) wins.
+fn replaces(new: Option<i64>, old: Option<i64>) -> bool {
+    new >= old
+}
+
+/// Deduplicates one id bucket; the survivors, re-encoded by day without their key.
+fn dedup_by_id(bytes: &[u8], base: i64, mut mapper: DayMapper) -> (Vec<(Day, Vec<u8>)>, u64) {
+    let mut dec = Decoder::new(bytes, base);
+    let mut groups = Vec::new();
+    let mut kept: Vec<codec::Event> = Vec::new();
+    let mut index: FxHashMap<u128, u32> = FxHashMap::default();
+    let mut duplicates = 0;
+    while let Some(e) = dec.next(&mut groups) {
+        let Dedup::Id(h) = e.dedup else {
+            unreachable!("id buckets hold id-keyed events")
+        };
+        match index.get(&h) {
+            Some(&i) => {
+                duplicates += 1;
+                if replaces(e.ingest_us, kept[i as usize].ingest_us) {
+                    kept[i as usize] = e;
+                }
+            }
+            None => {
+                index.insert(h, kept.len() as u32);
+                kept.push(e);
             }
         }
-        self.kept = Vec::new();
-        self.memberships = Vec::new();
-        hits.sort_unstable();
-        self.stats.hits = hits.len() as u64;
-        (
-            Activity {
-                keys: self.keys,
-                groups: self.groups,
-                events: self.events,
-                users: self.users,
-                hits,
-            },
-            self.stats,
-        )
     }
+    drop(index);
+    let mut out: Vec<(Day, Vec<u8>)> = Vec::new();
+    for e in &kept {
+        let day = mapper.day(e.time_us);
+        let slot = match out.iter().position(|(d, _)| *d == day) {
+            Some(i) => i,
+            None => {
+                out.push((day, Vec::new()));
+                out.len() - 1
+            }
+        };
+        codec::encode(
+            &mut out[slot].1,
+            day as i64 * US_PER_DAY,
+            e.name,
+            e.user,
+            e.time_us,
+            e.ingest_us,
+            Dedup::Unique,
+            groups[e.groups.start as usize..e.groups.end as usize].iter().copied(),
+        );
+    }
+    (out, duplicates)
+}
+
+/// Dedup key of a day bucket's event; `None`: never a duplicate.
+fn day_key(e: &codec::Event) -> Option<(Sym, Sym, i64, Option<u64>)> {
+    match e.dedup {
+        Dedup::NameUserTime(id) => Some((e.name, e.user, e.time_us, id)),
+        Dedup::Unique => None,
+        Dedup::Id(_) => unreachable!("id-keyed events are deduplicated before their day"),
+    }
+}
+
+/// Deduplicates, attributes and aggregates one day bucket.
+fn process_day(bytes: &[u8], day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
+    let mut stats = AttributionStats::default();
+    let mut dec = Decoder::new(bytes, day as i64 * US_PER_DAY);
+    let mut groups = Vec::new();
+    let mut kept: Vec<codec::Event> = Vec::new();
+    let mut index: FxHashMap<(Sym, Sym, i64, Option<u64>), u32> = FxHashMap::default();
+    while let Some(e) = dec.next(&mut groups) {
+        let Some(key) = day_key(&e) else {
+            kept.push(e);
+            continue;
+        };
+        match index.get(&key) {
+            Some(&i) => {
+                stats.duplicates += 1;
+                if replaces(e.ingest_us, kept[i as usize].ingest_us) {
+                    kept[i as usize] = e;
+                }
+            }
+            None => {
+                index.insert(key, kept.len() as u32);
+                kept.push(e);
+            }
+        }
+    }
+    drop(index);
+
+    let nkeys = rules.keys.len();
+    let mut hits: Vec<Hit> = Vec::with_capacity(kept.len());
+    for e in &kept {
+        if rules.excluded[e.name as usize] {
+            stats.excluded += 1;
+            continue;
+        }
+        let before = hits.len();
+        for &(k, group) in &groups[e.groups.start as usize..e.groups.end as usize] {
+            let (from, clock) = rules.effective[k as usize];
+            let clock_us = match clock {
+                Clock::Event => e.time_us,
+                Clock::Ingest => e.ingest_us.unwrap_or(e.time_us),
+            };
+            if from.is_some_and(|f| clock_us < f) {
+                continue;
+            }
+            hits.push(Hit {
+                key: k,
+                group,
+                time_us: e.time_us,
+                event: e.name,
+                user: e.user,
+                day,
+            });
+        }
+        if hits.len() > before {
+            stats.attributed += 1;
+        }
+    }
+    drop(kept);
+    stats.hits = hits.len() as u64;
+    let parts = DayParts::of_day(&mut hits, |h| rules.funnel_step[h.event as usize * nkeys + h.key as usize]);
+    (parts, stats)
 }

@@ -12,6 +12,8 @@ pub mod segment;
 pub mod table;
 pub mod values;
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::job::{EventColumns, ProfileColumns, Vendor};
@@ -30,6 +32,57 @@ pub struct RawEvent {
     /// Candidate group memberships: (index of the job's group key, group id), distinct.
     /// Effective dates are applied later, after dedup.
     pub groups: Vec<(u16, String)>,
+}
+
+/// A [`RawEvent`] borrowed from the record it was read from, so that fast paths (Arrow
+/// columns, JSON text) hand events on without allocating their strings. Group ids are
+/// `Cow`s because a numeric id has to be written out as text.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    pub name: &'a str,
+    /// `None` for an empty or missing user id.
+    pub user: Option<&'a str>,
+    pub time_us: i64,
+    pub ingest_us: Option<i64>,
+    pub dedup: DedupRef<'a>,
+    /// Candidate memberships, distinct per key, as in [`RawEvent::groups`].
+    pub groups: &'a [(u16, Cow<'a, str>)],
+}
+
+/// [`DedupKey`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupRef<'a> {
+    NameUserTime(Option<&'a str>),
+    Id(&'a str),
+    Unique,
+}
+
+impl DedupKey {
+    pub fn as_ref(&self) -> DedupRef<'_> {
+        match self {
+            DedupKey::NameUserTime(id) => DedupRef::NameUserTime(id.as_deref()),
+            DedupKey::Id(id) => DedupRef::Id(id),
+            DedupKey::Unique => DedupRef::Unique,
+        }
+    }
+}
+
+impl EventRef<'_> {
+    /// The owned event (tests compare fast paths with the general one through it).
+    pub fn to_owned(&self) -> RawEvent {
+        RawEvent {
+            name: self.name.to_string(),
+            user: self.user.map(str::to_string),
+            time_us: self.time_us,
+            ingest_us: self.ingest_us,
+            dedup: match self.dedup {
+                DedupRef::NameUserTime(id) => DedupKey::NameUserTime(id.map(str::to_string)),
+                DedupRef::Id(id) => DedupKey::Id(id.to_string()),
+                DedupRef::Unique => DedupKey::Unique,
+            },
+            groups: self.groups.iter().map(|(k, g)| (*k, g.to_string())).collect(),
+        }
+    }
 }
 
 /// What makes two records the same event.

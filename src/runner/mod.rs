@@ -9,9 +9,7 @@ pub mod state;
 
 use std::time::Instant;
 
-use rayon::prelude::*;
-
-use crate::attribute::{Attributor, Batch};
+use crate::attribute::{Attributor, Batch, SpillError, SpillOptions};
 use crate::calendar::{self, Day};
 use crate::fold::{self, Sequenced};
 use crate::job::{FoldOrder, Job};
@@ -57,6 +55,8 @@ pub enum RunError {
     State(#[from] StateError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Spill(#[from] SpillError),
 }
 
 /// Runtime options of `groupetl run`.
@@ -70,6 +70,8 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// Draw a progress bar when stderr is a terminal.
     pub progress: bool,
+    /// Where and past what size events spill to disk.
+    pub spill: SpillOptions,
 }
 
 /// A fresh run id: UTC time plus process id, sortable and unique per host.
@@ -119,30 +121,88 @@ fn raw_text(v: &serde_json::Value) -> String {
     s
 }
 
-/// Reads files in parallel, a window at a time, and hands each file's results to
-/// `consume` in file order, so input order (dedup ties, arrival fold) is preserved while
-/// memory stays bounded by the window.
-fn read_in_order<T: Send>(
+/// Reads files in parallel and hands each file's result to `consume` in file order, on
+/// the calling thread, while the next files are still being read. Input order (dedup
+/// ties, arrival fold) is preserved, and memory stays bounded: a reader starts file `i`
+/// only once file `i - window` has been consumed.
+fn read_in_order<T: Send, E: From<SourceError>>(
     files: &[InputFile],
     progress: &Progress,
     per_file: impl Fn(&InputFile) -> Result<T, SourceError> + Sync,
-    mut consume: impl FnMut(T),
-) -> Result<(), SourceError> {
-    let window = rayon::current_num_threads().max(1) * 2;
-    for chunk in files.chunks(window) {
-        let results: Vec<Result<T, SourceError>> = chunk
-            .par_iter()
-            .map(|f| {
-                let r = per_file(f);
-                progress.inc(f.size);
-                r
-            })
-            .collect();
-        for r in results {
-            consume(r?);
-        }
+    mut consume: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), E> {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex};
+
+    type Done<T> = std::thread::Result<Result<T, SourceError>>;
+    struct Shared<T> {
+        done: BTreeMap<usize, Done<T>>,
+        consumed: usize,
+        stop: bool,
     }
-    Ok(())
+    let threads = rayon::current_num_threads().clamp(1, files.len().max(1));
+    let window = threads * 2;
+    let next = AtomicUsize::new(0);
+    let shared = Mutex::new(Shared {
+        done: BTreeMap::new(),
+        consumed: 0,
+        stop: false,
+    });
+    let (ready, space) = (Condvar::new(), Condvar::new());
+    let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= files.len() {
+                    return;
+                }
+                let mut st = lock();
+                while i >= st.consumed + window && !st.stop {
+                    st = space.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                if st.stop {
+                    return;
+                }
+                drop(st);
+                // A panic is carried to the consumer, which would otherwise wait forever.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| per_file(&files[i])));
+                progress.inc(files[i].size);
+                lock().done.insert(i, r);
+                ready.notify_all();
+            });
+        }
+        let stop = || {
+            lock().stop = true;
+            space.notify_all();
+        };
+        let result = (|| {
+            for i in 0..files.len() {
+                let r = {
+                    let mut st = lock();
+                    loop {
+                        if let Some(r) = st.done.remove(&i) {
+                            st.consumed = i + 1;
+                            break r;
+                        }
+                        st = ready.wait(st).unwrap_or_else(|p| p.into_inner());
+                    }
+                };
+                space.notify_all();
+                match r {
+                    Ok(r) => consume(r?)?,
+                    Err(panic) => {
+                        stop();
+                        std::panic::resume_unwind(panic)
+                    }
+                }
+            }
+            Ok(())
+        })();
+        stop();
+        result
+    })
 }
 
 fn read_events(
@@ -151,7 +211,7 @@ fn read_events(
     progress: &Progress,
     attr: &mut Attributor,
     rejects: &mut Vec<Reject>,
-) -> Result<(), SourceError> {
+) -> Result<(), RunError> {
     let keys: Vec<String> = job.group_keys.iter().map(|k| k.key.clone()).collect();
     let ctx = EventContext {
         keys: &keys,
@@ -184,8 +244,8 @@ fn read_events(
             Ok((events.into_inner(), bad))
         },
         |(events, bad)| {
-            attr.push_batch(events);
             rejects.extend(bad);
+            attr.push_batch(events).map_err(RunError::from)
         },
     )
 }
@@ -236,6 +296,7 @@ fn read_profiles(
                 ops.push(Sequenced { seq, op });
             }
             rejects.extend(bad);
+            Ok::<(), SourceError>(())
         },
     )?;
     Ok(ops)
@@ -263,7 +324,7 @@ pub struct Computed {
 }
 
 /// Reads every input and computes every table, writing nothing.
-pub fn compute(job: &Job, inputs: &Inputs, progress: &Progress) -> Result<Computed, SourceError> {
+pub fn compute(job: &Job, inputs: &Inputs, spill: &SpillOptions, progress: &Progress) -> Result<Computed, RunError> {
     let mut summary = RunSummary {
         event_files: inputs.events.len(),
         profile_files: inputs.profiles.len(),
@@ -272,11 +333,11 @@ pub fn compute(job: &Job, inputs: &Inputs, progress: &Progress) -> Result<Comput
     let mut rejects = Vec::new();
 
     let t = Instant::now();
-    let mut attr = Attributor::new(job);
+    let mut attr = Attributor::new(job, spill.clone());
     progress.start("events", inputs.events.iter().map(|f| f.size).sum());
     tracing::info!(files = inputs.events.len(), "reading events");
     read_events(job, &inputs.events, progress, &mut attr, &mut rejects)?;
-    let (activity, stats) = attr.finish();
+    let (activity, stats) = attr.finish()?;
     summary.attribution = stats;
     summary.phase("read + attribute events", t);
 
@@ -298,7 +359,7 @@ pub fn compute(job: &Job, inputs: &Inputs, progress: &Progress) -> Result<Comput
 
     let t = Instant::now();
     let tables = build_tables(job, &activity, &folded);
-    summary.groups_active = activity.by_group().count() as u64;
+    summary.groups_active = activity.groups_active() as u64;
     summary.phase("tables", t);
     summary.rejects = rejects.len() as u64;
     Ok(Computed {
@@ -535,7 +596,7 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
         tables,
         rejects,
         mut summary,
-    } = compute(job, &inputs, &Progress::new(opts.progress))?;
+    } = compute(job, &inputs, &opts.spill, &Progress::new(opts.progress))?;
     summary.phases.insert(0, ("list inputs".into(), list_time));
     summary.run_id = run_id.clone();
     summary.output = job.output.path.clone();
@@ -631,7 +692,7 @@ pub fn plan(job: &Job, opts: &RunOptions) -> Result<Vec<String>, RunError> {
             }
         }
     }
-    let computed = compute(job, &inputs, &Progress::hidden())?;
+    let computed = compute(job, &inputs, &opts.spill, &Progress::hidden())?;
     let d = decide(job, mode, old.as_ref(), &computed.tables, &inputs, "plan", &sink)?;
     for (_, p, rows, reason) in &d.puts {
         lines.push(format!("write {} ({} rows): {}", p.key(), rows.len(), reason.text()));

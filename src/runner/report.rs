@@ -58,7 +58,7 @@ impl RunSummary {
             },
             "events": {
                 "read": a.events, "duplicates": a.duplicates, "excluded": a.excluded,
-                "attributed": a.attributed, "group_hits": a.hits,
+                "attributed": a.attributed, "group_hits": a.hits, "spilled_bytes": a.spilled_bytes,
             },
             "groups_active": self.groups_active,
             "profile_ops": {"read": self.profile_ops, "other_keys": self.profile_ops_other_keys},
@@ -99,6 +99,13 @@ impl fmt::Display for RunSummary {
             "  events      {} read, {} duplicates, {} excluded, {} attributed ({} group hits, {} active groups)",
             a.events, a.duplicates, a.excluded, a.attributed, a.hits, self.groups_active
         )?;
+        if a.spilled_bytes > 0 {
+            writeln!(
+                f,
+                "  spilled     {:.1} MiB of encoded events to disk (over --memory-budget)",
+                a.spilled_bytes as f64 / (1 << 20) as f64
+            )?;
+        }
         write!(f, "  profiles    {} operations", self.profile_ops)?;
         if self.profile_ops_other_keys > 0 {
             write!(

@@ -219,7 +219,7 @@ pub(crate) mod testkit {
     /// would give for a non-UTC `timezone`), hits sorted as [`Hit`] documents.
     pub(crate) fn activity_shifted<S: AsRef<str>>(keys: &[&str], rows: &[Row<S>], offset_us: i64) -> Activity {
         let (mut groups, mut events, mut users) = (Interner::new(), Interner::new(), Interner::new());
-        let mut hits: Vec<Hit> = rows
+        let hits: Vec<Hit> = rows
             .iter()
             .map(|(key, group, time_us, event, user)| Hit {
                 key: *key,
@@ -234,14 +234,7 @@ pub(crate) mod testkit {
                 day: (*time_us + offset_us).div_euclid(DAY_US) as Day,
             })
             .collect();
-        hits.sort_unstable();
-        Activity {
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-            groups,
-            events,
-            users,
-            hits,
-        }
+        Activity::from_hits(keys.iter().map(|k| k.to_string()).collect(), groups, events, hits)
     }
 
     /// Key names whose name order is the reverse of their index order.

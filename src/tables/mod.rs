@@ -13,7 +13,7 @@ pub mod retention;
 pub mod stickiness;
 
 use crate::calendar::Day;
-use crate::intern::{Interner, Sym};
+use crate::intern::{Interner, Sym, NO_USER};
 
 /// One attributed (event, group key, group id): the unit every behaviour table counts.
 ///
@@ -29,10 +29,84 @@ pub struct Hit {
     pub time_us: i64,
     /// Event name, interned in [`Activity::events`].
     pub event: Sym,
-    /// User id interned in [`Activity::users`], or [`crate::intern::NO_USER`].
+    /// User id, interned by attribution, or [`crate::intern::NO_USER`].
     pub user: Sym,
     /// Civil date of `time_us` in the job's timezone.
     pub day: Day,
+}
+
+/// One active (group key, group, date) with its events and distinct users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GroupDay {
+    pub key: u16,
+    pub group: Sym,
+    pub day: Day,
+    pub events: i64,
+    pub users: i64,
+}
+
+/// One active (group key, group, date, event name) with its events and distinct users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GroupEventDay {
+    pub key: u16,
+    pub group: Sym,
+    pub day: Day,
+    pub event: Sym,
+    pub events: i64,
+    pub users: i64,
+}
+
+/// The aggregates of one day's hits: every table but the funnels needs only these, so
+/// days are reduced one at a time and the hits themselves are dropped.
+#[derive(Debug, Default)]
+pub struct DayParts {
+    pub daily: Vec<GroupDay>,
+    pub event_daily: Vec<GroupEventDay>,
+    /// The hits `keep` chose (the funnels' step events).
+    pub hits: Vec<Hit>,
+}
+
+impl DayParts {
+    /// Aggregates `hits`, all of one day (reordered in place).
+    pub fn of_day(hits: &mut [Hit], keep: impl Fn(&Hit) -> bool) -> DayParts {
+        let mut parts = DayParts::default();
+        parts.hits.extend(hits.iter().filter(|h| keep(h)).copied());
+        hits.sort_unstable_by_key(|h| (h.key, h.group, h.event, h.user));
+        let mut users: Vec<Sym> = Vec::new();
+        for g in hits.chunk_by(|a, b| a.key == b.key && a.group == b.group) {
+            let (key, group, day) = (g[0].key, g[0].group, g[0].day);
+            users.clear();
+            for e in g.chunk_by(|a, b| a.event == b.event) {
+                // Users are sorted within the run: count changes, skipping "no user".
+                let before = users.len();
+                let mut last = NO_USER;
+                for h in e {
+                    if h.user != NO_USER && h.user != last {
+                        users.push(h.user);
+                        last = h.user;
+                    }
+                }
+                parts.event_daily.push(GroupEventDay {
+                    key,
+                    group,
+                    day,
+                    event: e[0].event,
+                    events: e.len() as i64,
+                    users: (users.len() - before) as i64,
+                });
+            }
+            users.sort_unstable();
+            users.dedup();
+            parts.daily.push(GroupDay {
+                key,
+                group,
+                day,
+                events: g.len() as i64,
+                users: users.len() as i64,
+            });
+        }
+        parts
+    }
 }
 
 /// Everything the activity tables are computed from.
@@ -41,23 +115,54 @@ pub struct Activity {
     pub keys: Vec<String>,
     pub groups: Interner,
     pub events: Interner,
-    pub users: Interner,
-    /// Sorted as documented on [`Hit`].
+    /// Sorted by (key, group, day): one row per active group and date.
+    pub daily: Vec<GroupDay>,
+    /// Sorted by (key, group, day, event).
+    pub event_daily: Vec<GroupEventDay>,
+    /// The hits the funnels need, sorted as documented on [`Hit`].
     pub hits: Vec<Hit>,
 }
 
 impl Activity {
-    /// The hits of each (key, group), in time order.
-    pub fn by_group(&self) -> impl Iterator<Item = &[Hit]> {
-        self.hits.chunk_by(|a, b| a.key == b.key && a.group == b.group)
+    /// Joins per-day aggregates, in any day order.
+    pub fn from_days(keys: Vec<String>, groups: Interner, events: Interner, days: Vec<DayParts>) -> Activity {
+        let mut act = Activity {
+            keys,
+            groups,
+            events,
+            daily: Vec::with_capacity(days.iter().map(|d| d.daily.len()).sum()),
+            event_daily: Vec::with_capacity(days.iter().map(|d| d.event_daily.len()).sum()),
+            hits: Vec::with_capacity(days.iter().map(|d| d.hits.len()).sum()),
+        };
+        for d in days {
+            act.daily.extend(d.daily);
+            act.event_daily.extend(d.event_daily);
+            act.hits.extend(d.hits);
+        }
+        act.daily.sort_unstable();
+        act.event_daily.sort_unstable();
+        act.hits.sort_unstable();
+        act
+    }
+
+    /// The activity of a list of hits, every hit kept (tests build activities this way).
+    pub fn from_hits(keys: Vec<String>, groups: Interner, events: Interner, mut hits: Vec<Hit>) -> Activity {
+        hits.sort_unstable_by_key(|h| h.day);
+        let days = hits
+            .chunk_by_mut(|a, b| a.day == b.day)
+            .map(|day| DayParts::of_day(day, |_| true))
+            .collect();
+        Activity::from_days(keys, groups, events, days)
     }
 
     /// The sorted, distinct (key, group, day) triples: who was active when.
     pub fn active_days(&self) -> Vec<(u16, Sym, Day)> {
-        let mut v: Vec<(u16, Sym, Day)> = self.hits.iter().map(|h| (h.key, h.group, h.day)).collect();
-        v.sort_unstable();
-        v.dedup();
-        v
+        self.daily.iter().map(|r| (r.key, r.group, r.day)).collect()
+    }
+
+    /// Number of distinct active (key, group).
+    pub fn groups_active(&self) -> usize {
+        self.daily.chunk_by(|a, b| a.key == b.key && a.group == b.group).count()
     }
 }
 

@@ -327,3 +327,51 @@ fn plan_says_what_and_why_and_writes_nothing() {
     );
     assert!(!o.stdout.contains("date=2024-01-07"), "{}", o.stdout);
 }
+
+/// Every shipped job with its output (and spill directory) under `dir`.
+fn shipped_jobs(dir: &Path) -> Vec<groupetl::job::Job> {
+    ["quickstart", "posthog", "segment", "table"]
+        .iter()
+        .map(|name| {
+            let path = repo().join("jobs").join(format!("{name}.toml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let out = dir.join(name);
+            let text = text.replace(&format!("\"out/{name}\""), &format!("{:?}", out.to_str().unwrap()));
+            assert!(text.contains(out.to_str().unwrap()), "{name}: output path not found");
+            groupetl::job::Job::parse(&path, &text).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn spilling_every_batch_to_disk_gives_the_same_tables() {
+    // A zero budget spills after every input file: day buckets, id buckets (PostHog uuid,
+    // Segment messageId) and the survivors moved from one to the other all go through files.
+    let dir = tempfile::tempdir().unwrap();
+    let spill_dir = dir.path().join("spill");
+    for (memory, spill) in [
+        (dir.path().join("memory"), None),
+        (dir.path().join("disk"), Some(spill_dir.clone())),
+    ] {
+        for job in shipped_jobs(&memory) {
+            let opts = groupetl::runner::RunOptions {
+                spill: groupetl::attribute::SpillOptions {
+                    dir: spill.clone(),
+                    memory_budget: if spill.is_some() { 0 } else { usize::MAX },
+                },
+                ..Default::default()
+            };
+            let summary = groupetl::runner::run(&job, &opts).unwrap();
+            assert_eq!(summary.attribution.spilled_bytes > 0, spill.is_some(), "{}", job.name);
+        }
+    }
+    // The spill files are removed with their directory.
+    assert_eq!(std::fs::read_dir(&spill_dir).unwrap().count(), 0);
+    for name in ["quickstart", "posthog", "segment", "table"] {
+        for table in ALL_TABLES {
+            let a = read_table(&dir.path().join("memory").join(name), table);
+            let b = read_table(&dir.path().join("disk").join(name), table);
+            assert_eq!(a, b, "{name}/{table}");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Encoded events, partitioned into buckets that are held in memory up to a budget and
+//! spilled to files beyond it (an external partition, as hash joins do).
+//!
+//! Every bucket can later be processed alone: a day bucket holds all copies of every
+//! event of that day that dedup by (name, user, time), and an id bucket all copies of a
+//! range of message-id hashes. Bytes are appended in input order, a spilled file always
+//! holding the older part, so "later in input order wins" survives spilling.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
+
+use crate::calendar::Day;
+
+/// Where and when buckets spill.
+#[derive(Debug, Clone)]
+pub struct SpillOptions {
+    /// Directory for spill files (a fresh subdirectory is made and removed); the system
+    /// temporary directory when `None`.
+    pub dir: Option<PathBuf>,
+    /// Encoded bytes held in memory before buckets are written out.
+    pub memory_budget: usize,
+}
+
+impl Default for SpillOptions {
+    fn default() -> Self {
+        SpillOptions {
+            dir: None,
+            memory_budget: DEFAULT_BUDGET,
+        }
+    }
+}
+
+/// 1 GiB of encoded events: ~40M events stay in memory, larger inputs spill.
+pub const DEFAULT_BUDGET: usize = 1 << 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum BucketId {
+    /// Events of one civil day whose duplicates share their time (or that have none).
+    Day(Day),
+    /// Events deduplicated by id, by the top bits of the id hash.
+    Id(u16),
+}
+
+#[derive(Default)]
+pub(super) struct Bucket {
+    mem: Vec<u8>,
+    file: Option<PathBuf>,
+}
+
+impl Bucket {
+    /// The bucket's bytes, file part first.
+    pub(super) fn load(self) -> std::io::Result<Vec<u8>> {
+        match self.file {
+            None => Ok(self.mem),
+            Some(path) => {
+                let mut all = std::fs::read(&path)?;
+                let _ = std::fs::remove_file(&path);
+                all.extend_from_slice(&self.mem);
+                Ok(all)
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot spill events to `{path}`: {source}")]
+pub struct SpillError {
+    pub path: String,
+    pub source: std::io::Error,
+}
+
+pub(super) struct Buckets {
+    options: SpillOptions,
+    dir: Option<tempfile::TempDir>,
+    buckets: FxHashMap<BucketId, Bucket>,
+    in_memory: usize,
+    /// Bytes written to spill files so far.
+    pub spilled: u64,
+}
+
+impl Buckets {
+    pub(super) fn new(options: SpillOptions) -> Self {
+        Buckets {
+            options,
+            dir: None,
+            buckets: FxHashMap::default(),
+            in_memory: 0,
+            spilled: 0,
+        }
+    }
+
+    /// Appends encoded events to bucket `id`.
+    pub(super) fn append(&mut self, id: BucketId, bytes: &[u8]) {
+        self.buckets.entry(id).or_default().mem.extend_from_slice(bytes);
+        self.in_memory += bytes.len();
+    }
+
+    /// Writes every in-memory part out when over budget.
+    pub(super) fn maybe_spill(&mut self) -> Result<(), SpillError> {
+        if self.in_memory <= self.options.memory_budget {
+            return Ok(());
+        }
+        if self.dir.is_none() {
+            let parent = self.options.dir.clone().unwrap_or_else(std::env::temp_dir);
+            let err = |source| SpillError {
+                path: parent.display().to_string(),
+                source,
+            };
+            std::fs::create_dir_all(&parent).map_err(err)?;
+            self.dir = Some(tempfile::Builder::new().prefix("groupetl-spill-").tempdir_in(&parent).map_err(err)?);
+        }
+        let dir = self.dir.as_ref().expect("made above").path().to_path_buf();
+        for (id, b) in &mut self.buckets {
+            if b.mem.is_empty() {
+                continue;
+            }
+            let path = b.file.get_or_insert_with(|| file_name(&dir, *id));
+            append_file(path, &b.mem).map_err(|source| SpillError {
+                path: path.display().to_string(),
+                source,
+            })?;
+            self.spilled += b.mem.len() as u64;
+            // Give the memory back: the next bytes of this bucket may be far off.
+            b.mem = Vec::new();
+        }
+        self.in_memory = 0;
+        Ok(())
+    }
+
+    /// Takes the buckets of one kind out, in id order.
+    pub(super) fn take(&mut self, want_day: bool) -> Vec<(BucketId, Bucket)> {
+        let ids: Vec<BucketId> = self
+            .buckets
+            .keys()
+            .filter(|id| matches!(id, BucketId::Day(_)) == want_day)
+            .copied()
+            .collect();
+        let mut out: Vec<(BucketId, Bucket)> = ids
+            .into_iter()
+            .map(|id| {
+                let b = self.buckets.remove(&id).expect("listed");
+                self.in_memory -= b.mem.len();
+                (id, b)
+            })
+            .collect();
+        out.sort_unstable_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// The spill directory, kept alive until the buckets taken out are loaded.
+    pub(super) fn into_dir(self) -> Option<tempfile::TempDir> {
+        self.dir
+    }
+}
+
+fn file_name(dir: &Path, id: BucketId) -> PathBuf {
+    match id {
+        BucketId::Day(d) => dir.join(format!("day-{d}.bin")),
+        BucketId::Id(h) => dir.join(format!("id-{h}.bin")),
+    }
+}
+
+fn append_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(bytes)
+}
