@@ -39,7 +39,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", env = "GROUPETL_SPILL_DIR")]
     pub spill_dir: Option<PathBuf>,
     /// MiB of encoded events (~25 bytes each) held in memory before they spill to disk.
-    #[arg(long, global = true, value_name = "MIB", default_value_t = 1024, env = "GROUPETL_MEMORY_BUDGET")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MIB",
+        default_value_t = 1024,
+        env = "GROUPETL_MEMORY_BUDGET"
+    )]
     pub memory_budget: u64,
 }
 

@@ -109,7 +109,12 @@ impl Buckets {
                 source,
             };
             std::fs::create_dir_all(&parent).map_err(err)?;
-            self.dir = Some(tempfile::Builder::new().prefix("groupetl-spill-").tempdir_in(&parent).map_err(err)?);
+            self.dir = Some(
+                tempfile::Builder::new()
+                    .prefix("groupetl-spill-")
+                    .tempdir_in(&parent)
+                    .map_err(err)?,
+            );
         }
         let dir = self.dir.as_ref().expect("made above").path().to_path_buf();
         for (id, b) in &mut self.buckets {

@@ -147,7 +147,11 @@ impl<'a> Decoder<'a> {
         let tag = self.buf[self.pos];
         self.pos += 1;
         let name = self.get() as Sym;
-        let user = if tag & HAS_USER != 0 { self.get() as Sym } else { NO_USER };
+        let user = if tag & HAS_USER != 0 {
+            self.get() as Sym
+        } else {
+            NO_USER
+        };
         let time_us = self.base_us.wrapping_add(unzigzag(self.get()));
         let ingest_us = (tag & HAS_INGEST != 0).then(|| time_us.wrapping_add(unzigzag(self.get())));
         let dedup = match tag & 3 {

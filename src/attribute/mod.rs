@@ -29,8 +29,8 @@ use crate::intern::{Interner, Sym, NO_USER};
 use crate::job::{Clock, Job};
 use crate::normalize::{DedupRef, EventRef, RawEvent};
 use crate::tables::{Activity, DayParts, Hit};
-pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET};
 use buckets::{BucketId, Buckets};
+pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET};
 use codec::{Decoder, Dedup};
 
 const US_PER_DAY: i64 = 86_400_000_000;
@@ -112,7 +112,14 @@ pub struct Batch {
 impl Batch {
     pub fn push(&mut self, e: RawEvent) {
         let groups = e.groups.iter().map(|(k, g)| (*k, g.as_str()));
-        self.push_parts(&e.name, e.user.as_deref(), e.time_us, e.ingest_us, e.dedup.as_ref(), groups);
+        self.push_parts(
+            &e.name,
+            e.user.as_deref(),
+            e.time_us,
+            e.ingest_us,
+            e.dedup.as_ref(),
+            groups,
+        );
     }
 
     pub fn push_ref(&mut self, e: EventRef<'_>) {
@@ -284,7 +291,9 @@ impl Attributor {
         }
         let mut funnel_step = vec![false; self.events.len() * nkeys];
         for (key, steps) in &self.funnels {
-            let Some(k) = self.job_keys.iter().position(|j| j == key) else { continue };
+            let Some(k) = self.job_keys.iter().position(|j| j == key) else {
+                continue;
+            };
             for step in steps {
                 if let Some(s) = self.events.get(step) {
                     funnel_step[s as usize * nkeys + k] = true;
@@ -333,7 +342,9 @@ impl Attributor {
         let days: Vec<Result<(DayParts, AttributionStats), SpillError>> = day_buckets
             .into_par_iter()
             .map(|(id, bucket)| {
-                let BucketId::Day(day) = id else { unreachable!("day buckets only") };
+                let BucketId::Day(day) = id else {
+                    unreachable!("day buckets only")
+                };
                 let bytes = bucket.load().map_err(|source| spill_read_error(id, source))?;
                 Ok(process_day(&bytes, day, &rules))
             })
@@ -489,6 +500,8 @@ fn process_day(bytes: &[u8], day: Day, rules: &Rules) -> (DayParts, AttributionS
     }
     drop(kept);
     stats.hits = hits.len() as u64;
-    let parts = DayParts::of_day(&mut hits, |h| rules.funnel_step[h.event as usize * nkeys + h.key as usize]);
+    let parts = DayParts::of_day(&mut hits, |h| {
+        rules.funnel_step[h.event as usize * nkeys + h.key as usize]
+    });
     (parts, stats)
 }

@@ -6,6 +6,7 @@
 //! the runner turns into a reject (SPEC §7).
 
 pub mod mixpanel;
+pub mod mixpanel_columnar;
 pub mod mixpanel_fast;
 pub mod posthog;
 pub mod segment;

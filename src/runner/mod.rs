@@ -18,7 +18,7 @@ use std::cell::RefCell;
 use rustc_hash::FxHashSet;
 
 use crate::job::Vendor;
-use crate::normalize::{self, mixpanel_fast, EventContext, ProfileContext, ProfileOp};
+use crate::normalize::{self, mixpanel_columnar, mixpanel_fast, EventContext, ProfileContext, ProfileOp};
 use crate::sinks::{self, Partition, Sink, SinkError};
 use crate::sources::{self, InputFile, Record, SourceError};
 use crate::storage::{Root, StorageError, Stores};
@@ -232,15 +232,28 @@ fn read_events(
                 }
                 None => false,
             };
-            let hook: Option<sources::TextHook> = (job.events.format == Vendor::Mixpanel).then_some(&mut fast);
-            sources::read_file_with(f, job.events.file_type, hook, &mut |rec: Record| match rec.value {
-                Ok(v) => match normalize::event(job.events.format, &v, &ctx) {
-                    Ok(Some(e)) => events.borrow_mut().push(e),
-                    Ok(None) => {}
-                    Err(reason) => bad.push(reject_of(Stream::Events, f, rec.pos, reason, raw_text(&v))),
+            // Mixpanel Parquet rows are read straight from the Arrow columns.
+            let mut columnar = |batch: &arrow_array::RecordBatch, declined: &mut Vec<usize>| {
+                let mut events = events.borrow_mut();
+                mixpanel_columnar::events(batch, &ctx, &mut |e| events.push_ref(e), declined)
+            };
+            let mixpanel = job.events.format == Vendor::Mixpanel;
+            let hook: Option<sources::TextHook> = mixpanel.then_some(&mut fast);
+            let batch_hook: Option<sources::BatchHook> = mixpanel.then_some(&mut columnar);
+            sources::read_file_with(
+                f,
+                job.events.file_type,
+                hook,
+                batch_hook,
+                &mut |rec: Record| match rec.value {
+                    Ok(v) => match normalize::event(job.events.format, &v, &ctx) {
+                        Ok(Some(e)) => events.borrow_mut().push(e),
+                        Ok(None) => {}
+                        Err(reason) => bad.push(reject_of(Stream::Events, f, rec.pos, reason, raw_text(&v))),
+                    },
+                    Err(u) => bad.push(reject_of(Stream::Events, f, rec.pos, u.reason, u.raw)),
                 },
-                Err(u) => bad.push(reject_of(Stream::Events, f, rec.pos, u.reason, u.raw)),
-            })?;
+            )?;
             Ok((events.into_inner(), bad))
         },
         |(events, bad)| {
@@ -303,7 +316,7 @@ fn read_profiles(
 }
 
 /// Every output table of the job, in a fixed order.
-pub fn build_tables(job: &Job, act: &tables::Activity, folded: &fold::Folded) -> Vec<Table> {
+pub fn build_tables(job: &Job, act: &mut tables::Activity, folded: &fold::Folded) -> Vec<Table> {
     vec![
         tables::profiles::group_profiles(job, folded),
         tables::daily::group_daily(act),
@@ -337,7 +350,7 @@ pub fn compute(job: &Job, inputs: &Inputs, spill: &SpillOptions, progress: &Prog
     progress.start("events", inputs.events.iter().map(|f| f.size).sum());
     tracing::info!(files = inputs.events.len(), "reading events");
     read_events(job, &inputs.events, progress, &mut attr, &mut rejects)?;
-    let (activity, stats) = attr.finish()?;
+    let (mut activity, stats) = attr.finish()?;
     summary.attribution = stats;
     summary.phase("read + attribute events", t);
 
@@ -358,7 +371,7 @@ pub fn compute(job: &Job, inputs: &Inputs, spill: &SpillOptions, progress: &Prog
     summary.phase("read + fold profiles", t);
 
     let t = Instant::now();
-    let tables = build_tables(job, &activity, &folded);
+    let tables = build_tables(job, &mut activity, &folded);
     summary.groups_active = activity.groups_active() as u64;
     summary.phase("tables", t);
     summary.rejects = rejects.len() as u64;

@@ -28,6 +28,7 @@ pub(super) fn write(
         for c in &cols {
             cells.push(match &c.values {
                 Values::Utf8(v) => v[i].clone(),
+                Values::Dict(d, v) => d.resolve(v[i]).to_string(),
                 Values::Int64(v) => v[i].to_string(),
                 Values::Date(v) => calendar::format_day(v[i]),
                 Values::TimestampUs(v) => v[i]

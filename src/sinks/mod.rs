@@ -128,8 +128,9 @@ pub fn fingerprint(table: &Table, rows: std::ops::Range<usize>, format: OutputFo
         h.write_u8(0xff);
         for i in rows.clone() {
             match &col.values {
-                Values::Utf8(v) => {
-                    h.write(v[i].as_bytes());
+                // Same bytes for both text forms: the fingerprint is of what is written.
+                Values::Utf8(_) | Values::Dict(..) => {
+                    h.write(col.values.text(i).expect("text column").as_bytes());
                     h.write_u8(0xff);
                 }
                 Values::Int64(v) => h.write_i64(v[i]),

@@ -28,6 +28,11 @@ pub(super) fn write(
         let r = rows.clone();
         let (dt, nullable, array): (DataType, bool, ArrayRef) = match &col.values {
             Values::Utf8(v) => (DataType::Utf8, false, Arc::new(StringArray::from_iter_values(&v[r]))),
+            Values::Dict(d, v) => (
+                DataType::Utf8,
+                false,
+                Arc::new(StringArray::from_iter_values(v[r].iter().map(|&c| d.resolve(c)))),
+            ),
             Values::Int64(v) => (DataType::Int64, false, Arc::new(Int64Array::from(v[r].to_vec()))),
             Values::Date(v) => (DataType::Date32, false, Arc::new(Date32Array::from(v[r].to_vec()))),
             Values::TimestampUs(v) => {

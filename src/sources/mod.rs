@@ -2,6 +2,9 @@
 //! stream of JSON-shaped [`Record`]s whatever its type (NDJSON, CSV, Parquet) and
 //! compression (`.gz`, `.zst`). What a record *means* is the `normalize` module's job.
 //!
+//! Parquet readers may hand whole Arrow batches to a [`BatchHook`] first (the columnar
+//! fast paths), and build records only for the rows it declines.
+//!
 //! Local files are read with `std::fs`. `s3://` objects go through [`crate::storage`]:
 //! NDJSON and CSV stream through the same decoders from a blocking reader over ranged GETs,
 //! and Parquet is read by byte ranges (footer, then column chunks), never downloaded whole.
@@ -17,6 +20,8 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use list::{list_inputs, probe_s3, InputFile};
+#[cfg(test)]
+pub(crate) use parquet::row_value as parquet_row_value;
 
 use crate::job::FileType;
 use crate::storage::{Bucket, StorageError};
@@ -161,20 +166,28 @@ fn open_decoded(
 /// built for it (the vendor fast paths); returning `false` hands the record on as usual.
 pub type TextHook<'a> = &'a mut dyn FnMut(&[u8]) -> bool;
 
+/// A consumer of whole Parquet record batches (the columnar fast paths): it takes every
+/// row it can and pushes the indices (0-based within the batch, ascending) of the rows it
+/// declines into the `Vec`, which the reader then hands on as [`Record`]s as usual.
+pub type BatchHook<'a> = &'a mut dyn FnMut(&arrow_array::RecordBatch, &mut Vec<usize>);
+
 /// Reads every record of `file`, in file order, handing each to `each`.
 pub fn read_file(
     file: &InputFile,
     explicit: Option<FileType>,
     each: &mut dyn FnMut(Record),
 ) -> Result<(), SourceError> {
-    read_file_with(file, explicit, None, each)
+    read_file_with(file, explicit, None, None, each)
 }
 
-/// [`read_file`], offering NDJSON lines to `hook` first.
+/// [`read_file`], offering NDJSON lines to `hook` and Parquet batches to `batch_hook`
+/// first. Rows a batch hook takes produce no record; the others keep their row numbers
+/// in the file.
 pub fn read_file_with(
     file: &InputFile,
     explicit: Option<FileType>,
     hook: Option<TextHook>,
+    batch_hook: Option<BatchHook>,
     each: &mut dyn FnMut(Record),
 ) -> Result<(), SourceError> {
     let (kind, compression) = detect(&file.path, explicit)?;
@@ -192,9 +205,10 @@ pub fn read_file_with(
                 Some(b) => parquet::read_s3(
                     &file.path,
                     b.parquet_reader(s3_key(b, file), file.size, file.etag.clone()),
+                    batch_hook,
                     each,
                 ),
-                None => parquet::read(&file.path, each),
+                None => parquet::read(&file.path, batch_hook, each),
             }
         }
     }

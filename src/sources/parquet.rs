@@ -1,6 +1,7 @@
 //! Parquet inputs, read through arrow-rs and turned into JSON-shaped records: each
 //! column becomes a field, and JSON-text columns (`properties`, `context`) are parsed.
 //! Local files use the synchronous reader; S3 objects the async one over ranged GETs.
+//! A [`BatchHook`] sees each batch first, and only the rows it declines become records.
 
 use std::fs::File;
 
@@ -13,7 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use serde_json::{Map, Number, Value};
 
-use super::{parse_json_column, Position, Record, SourceError, Unreadable, JSON_TEXT_COLUMNS};
+use super::{parse_json_column, BatchHook, Position, Record, SourceError, Unreadable, JSON_TEXT_COLUMNS};
 use crate::storage::{block_on, ParquetObjectReader, StorageError};
 
 fn decode_err(path: &str, e: impl std::fmt::Display) -> SourceError {
@@ -32,7 +33,7 @@ pub(super) fn probe(path: &str) -> Result<(), SourceError> {
     Ok(())
 }
 
-pub(super) fn read(path: &str, each: &mut dyn FnMut(Record)) -> Result<(), SourceError> {
+pub(super) fn read(path: &str, hook: Option<BatchHook>, each: &mut dyn FnMut(Record)) -> Result<(), SourceError> {
     let file = File::open(path).map_err(|source| SourceError::Io {
         path: path.to_string(),
         source,
@@ -42,10 +43,10 @@ pub(super) fn read(path: &str, each: &mut dyn FnMut(Record)) -> Result<(), Sourc
         .with_batch_size(8192)
         .build()
         .map_err(|e| decode_err(path, e))?;
-    let mut row = 0u64;
+    let mut emit = Emitter::new(hook);
     for batch in reader {
         let batch = batch.map_err(|e| decode_err(path, e))?;
-        emit_batch(&batch, &mut row, each);
+        emit.batch(&batch, each);
     }
     Ok(())
 }
@@ -72,6 +73,7 @@ pub(super) fn probe_s3(path: &str, reader: ParquetObjectReader) -> Result<(), So
 pub(super) fn read_s3(
     path: &str,
     reader: ParquetObjectReader,
+    hook: Option<BatchHook>,
     each: &mut dyn FnMut(Record),
 ) -> Result<(), SourceError> {
     let mut stream = block_on(ParquetRecordBatchStreamBuilder::new(reader))
@@ -79,47 +81,96 @@ pub(super) fn read_s3(
         .with_batch_size(8192)
         .build()
         .map_err(|e| parquet_err(path, e))?;
-    let mut row = 0u64;
+    let mut emit = Emitter::new(hook);
     while let Some(batch) = block_on(stream.next()) {
         let batch = batch.map_err(|e| parquet_err(path, e))?;
-        emit_batch(&batch, &mut row, each);
+        emit.batch(&batch, each);
     }
     Ok(())
 }
 
-fn emit_batch(batch: &RecordBatch, row: &mut u64, each: &mut dyn FnMut(Record)) {
+/// Turns batches into records, counting rows over the whole file.
+struct Emitter<'h> {
+    hook: Option<BatchHook<'h>>,
+    /// Rows of the file before the current batch.
+    rows: u64,
+    declined: Vec<usize>,
+}
+
+impl<'h> Emitter<'h> {
+    fn new(hook: Option<BatchHook<'h>>) -> Self {
+        Emitter {
+            hook,
+            rows: 0,
+            declined: Vec::new(),
+        }
+    }
+
+    /// Emits the rows of `batch` the hook declines, or all of them without a hook.
+    fn batch(&mut self, batch: &RecordBatch, each: &mut dyn FnMut(Record)) {
+        let n = batch.num_rows();
+        let schema = batch.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let mut emit = |i: usize| {
+            each(Record {
+                pos: Position::Row(self.rows + i as u64 + 1),
+                value: row_value_named(batch, &names, i),
+            })
+        };
+        match self.hook.as_mut() {
+            None => (0..n).for_each(&mut emit),
+            Some(hook) => {
+                self.declined.clear();
+                hook(batch, &mut self.declined);
+                let mut last = None;
+                for &i in &self.declined {
+                    // A broken hook must not drop or repeat rows silently.
+                    assert!(
+                        i < n && last.is_none_or(|l| l < i),
+                        "batch hook declined rows out of order or range: {i} after {last:?} of {n}"
+                    );
+                    last = Some(i);
+                    emit(i);
+                }
+            }
+        }
+        self.rows += n as u64;
+    }
+}
+
+/// Row `i` of `batch` as the record the general path reads.
+#[cfg(test)]
+pub(crate) fn row_value(batch: &RecordBatch, i: usize) -> Result<Value, Unreadable> {
     let schema = batch.schema();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    for i in 0..batch.num_rows() {
-        *row += 1;
-        let mut obj = Map::new();
-        let mut bad = None;
-        for (c, name) in names.iter().enumerate() {
-            let v = cell(batch.column(c).as_ref(), i);
-            let v = if JSON_TEXT_COLUMNS.contains(name) {
-                match parse_json_column(name, v) {
-                    Ok(v) => v,
-                    Err(reason) => {
-                        bad = Some(reason);
-                        Value::Null
-                    }
+    row_value_named(batch, &names, i)
+}
+
+/// Row `i` of `batch` as a JSON object (`names`: the batch's column names).
+fn row_value_named(batch: &RecordBatch, names: &[&str], i: usize) -> Result<Value, Unreadable> {
+    let mut obj = Map::new();
+    let mut bad = None;
+    for (c, name) in names.iter().enumerate() {
+        let v = cell(batch.column(c).as_ref(), i);
+        let v = if JSON_TEXT_COLUMNS.contains(name) {
+            match parse_json_column(name, v) {
+                Ok(v) => v,
+                Err(reason) => {
+                    bad = Some(reason);
+                    Value::Null
                 }
-            } else {
-                v
-            };
-            obj.insert((*name).to_string(), v);
-        }
-        let value = match bad {
-            None => Ok(Value::Object(obj)),
-            Some(reason) => Err(Unreadable {
-                reason,
-                raw: Value::Object(obj).to_string(),
-            }),
+            }
+        } else {
+            v
         };
-        each(Record {
-            pos: Position::Row(*row),
-            value,
-        });
+        obj.insert((*name).to_string(), v);
+    }
+    match bad {
+        None => Ok(Value::Object(obj)),
+        Some(reason) => Err(Unreadable {
+            reason,
+            raw: Value::Object(obj).to_string(),
+        }),
     }
 }
 
@@ -191,14 +242,30 @@ fn cell(array: &dyn Array, i: usize) -> Value {
         DataType::LargeBinary => Value::String(String::from_utf8_lossy(array.as_binary::<i64>().value(i)).into_owned()),
         DataType::Dictionary(_, _) => {
             let d = array.as_any_dictionary();
-            let key = d.normalized_keys()[i];
-            cell(d.values().as_ref(), key)
+            cell(d.values().as_ref(), dictionary_key(d.keys(), d.values().len(), i))
         }
         _ => Value::String(format!(
             "{:?}",
             arrow_array::array::make_array(array.to_data()).slice(i, 1)
         )),
     }
+}
+
+/// `normalized_keys()[i]` of a dictionary with `len` values, without normalizing every
+/// key of the array for each cell.
+fn dictionary_key(keys: &dyn Array, len: usize, i: usize) -> usize {
+    let k = match keys.data_type() {
+        DataType::Int8 => keys.as_primitive::<Int8Type>().value(i) as usize,
+        DataType::Int16 => keys.as_primitive::<Int16Type>().value(i) as usize,
+        DataType::Int32 => keys.as_primitive::<Int32Type>().value(i) as usize,
+        DataType::Int64 => keys.as_primitive::<Int64Type>().value(i) as usize,
+        DataType::UInt8 => keys.as_primitive::<UInt8Type>().value(i) as usize,
+        DataType::UInt16 => keys.as_primitive::<UInt16Type>().value(i) as usize,
+        DataType::UInt32 => keys.as_primitive::<UInt32Type>().value(i) as usize,
+        DataType::UInt64 => keys.as_primitive::<UInt64Type>().value(i) as usize,
+        other => unreachable!("dictionary keys of type {other}"),
+    };
+    k.min(len.saturating_sub(1))
 }
 
 fn list(values: &dyn Array) -> Value {
@@ -209,11 +276,96 @@ fn list(values: &dyn Array) -> Value {
 mod tests {
     use std::sync::Arc;
 
-    use arrow_array::{Int64Array, StringArray};
+    use arrow_array::{DictionaryArray, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
     use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    use serde_json::json;
 
     use super::*;
+    use crate::sources::{read_file_with, InputFile};
+
+    fn input(p: &std::path::Path) -> InputFile {
+        InputFile {
+            path: p.to_str().unwrap().to_string(),
+            size: std::fs::metadata(p).unwrap().len(),
+            mtime: 0,
+            etag: None,
+            bucket: None,
+        }
+    }
+
+    #[test]
+    fn batch_hook_leaves_only_declined_rows_with_file_row_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.parquet");
+        let rows = 20_000i64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("event", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(3000))
+            .build();
+        let mut w = ArrowWriter::try_new(File::create(&p).unwrap(), schema.clone(), Some(props)).unwrap();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["a"; rows as usize])),
+                Arc::new(Int64Array::from_iter_values(0..rows)),
+            ],
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+
+        // Declines the first and last row of each batch and every row whose `n` ends in 7.
+        let mut sizes = Vec::new();
+        let mut expect = Vec::new();
+        let mut seen = 0u64;
+        let mut hook = |b: &RecordBatch, declined: &mut Vec<usize>| {
+            let n = b.column(1).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                if i == 0 || i + 1 == b.num_rows() || n.value(i) % 10 == 7 {
+                    declined.push(i);
+                    expect.push(seen + i as u64 + 1);
+                }
+            }
+            seen += b.num_rows() as u64;
+            sizes.push(b.num_rows());
+        };
+        let mut got = Vec::new();
+        read_file_with(&input(&p), None, None, Some(&mut hook), &mut |r| got.push(r)).unwrap();
+        assert!(sizes.len() > 2, "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), rows as usize);
+        let positions: Vec<u64> = got
+            .iter()
+            .map(|r| match r.pos {
+                Position::Row(n) => n,
+                Position::Line(_) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(positions, expect);
+        for (r, row) in got.iter().zip(&expect) {
+            assert_eq!(r.value.as_ref().unwrap()["n"], serde_json::json!(row - 1));
+        }
+
+        // Without a hook every row is a record, as before.
+        let mut all = 0u64;
+        read_file_with(&input(&p), None, None, None, &mut |r| {
+            all += 1;
+            assert_eq!(r.pos, Position::Row(all));
+        })
+        .unwrap();
+        assert_eq!(all, rows as u64);
+    }
+
+    #[test]
+    fn dictionary_cells_read_their_own_key() {
+        let d: DictionaryArray<Int8Type> = vec![Some("x"), None, Some("y"), Some("x")].into_iter().collect();
+        let got: Vec<Value> = (0..4).map(|i| cell(&d, i)).collect();
+        assert_eq!(got, [json!("x"), Value::Null, json!("y"), json!("x")]);
+    }
 
     #[test]
     fn rows_become_objects_with_parsed_properties() {
@@ -237,12 +389,12 @@ mod tests {
         w.write(&batch).unwrap();
         w.close().unwrap();
         let mut got = Vec::new();
-        read(p.to_str().unwrap(), &mut |r| got.push(r)).unwrap();
+        read(p.to_str().unwrap(), None, &mut |r| got.push(r)).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].pos, Position::Row(1));
         assert_eq!(
             got[0].value.as_ref().unwrap(),
-            &serde_json::json!({"event":"a","properties":{"x":1},"n":5})
+            &json!({"event":"a","properties":{"x":1},"n":5})
         );
         assert!(got[1]
             .value

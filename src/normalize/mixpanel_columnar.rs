@@ -1,0 +1,1004 @@
+//! The columnar fast path for Mixpanel events in Parquet: events straight from Arrow
+//! columns, without the JSON object per row that `sources::parquet` builds for the general
+//! path (`mixpanel::event`).
+//!
+//! Two layouts are read here. Flattened typed columns (`event`, `distinct_id`, `time`,
+//! `$insert_id`, `mp_processing_time_ms`, one column per group key, as warehouse exports
+//! and the benchmark files have them) are read cell by cell; a `{event, properties}` layout
+//! whose `properties` holds JSON text goes through [`mixpanel_fast`]'s one-pass parser.
+//! Columns are resolved once per batch; rows then cost no allocation beyond the recycled
+//! buffers.
+//!
+//! The general path stays the reference and owns every error message: a column of a type
+//! not handled here declines the whole batch, and a row whose value the general path would
+//! reject, or read through a branch not copied here (float times, timestamps out of range,
+//! JSON-text `context`/`traits` values, ...), is declined and goes through the general
+//! path. Every event taken here equals what `mixpanel::event` makes of the row's JSON
+//! object (tested against `sources::parquet`'s conversion).
+
+use std::fmt::Write as _;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{
+    Array, Int16Array, Int32Array, Int64Array, Int8Array, LargeListArray, LargeStringArray, ListArray, PrimitiveArray,
+    RecordBatch, StringArray, StringViewArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
+};
+use arrow_schema::{DataType, TimeUnit};
+
+use super::mixpanel_fast::{
+    int_epoch_us, ms_us, text_epoch_us, text_ms_us, GroupIds, PropsReader, Scratch as PropsScratch,
+};
+use super::{DedupRef, EventContext, EventRef};
+use crate::sources::JSON_TEXT_COLUMNS;
+
+/// Top-level names `mixpanel::event` may read besides the event name, the group keys and
+/// `properties`.
+const FIELDS: [&str; 5] = [
+    "time",
+    "mp_processing_time_ms",
+    "distinct_id",
+    "$insert_id",
+    "insert_id",
+];
+
+/// Hands on every row of `batch` it can read as a Mixpanel event, and pushes the indices
+/// of the others (ascending) into `declined`, for the general path.
+pub fn events(batch: &RecordBatch, ctx: &EventContext, push: &mut dyn FnMut(EventRef<'_>), declined: &mut Vec<usize>) {
+    let n = batch.num_rows();
+    let done = match Layout::of(batch, ctx) {
+        Some(Layout::Flat(flat)) => {
+            flat.events(n, push, declined);
+            true
+        }
+        Some(Layout::Props(props)) => {
+            props.events(n, ctx, push, declined);
+            true
+        }
+        None => false,
+    };
+    if !done {
+        declined.extend(0..n);
+    }
+}
+
+/// One cell, as far as the event cares.
+#[derive(Debug, Clone, Copy)]
+enum Cell<'a> {
+    Null,
+    Str(&'a str),
+    Int(i64),
+    /// A timestamp that round-trips through the RFC 3339 text the general path sees.
+    Micros(i64),
+    /// A value not read here (an unsigned integer past `i64`, a timestamp out of range).
+    Bad,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ints<'a> {
+    I8(&'a Int8Array),
+    I16(&'a Int16Array),
+    I32(&'a Int32Array),
+    I64(&'a Int64Array),
+    U8(&'a UInt8Array),
+    U16(&'a UInt16Array),
+    U32(&'a UInt32Array),
+    U64(&'a UInt64Array),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stamps<'a> {
+    S(&'a PrimitiveArray<TimestampSecondType>),
+    Ms(&'a PrimitiveArray<TimestampMillisecondType>),
+    Us(&'a PrimitiveArray<TimestampMicrosecondType>),
+    Ns(&'a PrimitiveArray<TimestampNanosecondType>),
+}
+
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z in µs: within these the text
+/// `sources::parquet` writes for a timestamp (`%Y-%m-%dT%H:%M:%S%.6fZ`) parses back to the
+/// same instant; outside them (five-digit or negative years) the row is declined.
+const MIN_US: i64 = -62_135_596_800_000_000;
+const MAX_US: i64 = 253_402_300_799_999_999;
+
+/// A column of a type read here.
+#[derive(Debug)]
+enum Leaf<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+    Int(Ints<'a>),
+    Stamp(Stamps<'a>),
+    /// A dictionary of a leaf type, keys normalized once per batch as the general path
+    /// normalizes them.
+    Dict {
+        dict: &'a dyn Array,
+        keys: Vec<usize>,
+        values: Box<Leaf<'a>>,
+    },
+}
+
+impl<'a> Leaf<'a> {
+    fn of(a: &'a dyn Array) -> Option<Leaf<'a>> {
+        Some(match a.data_type() {
+            DataType::Utf8 => Leaf::Utf8(a.as_string::<i32>()),
+            DataType::LargeUtf8 => Leaf::Large(a.as_string::<i64>()),
+            DataType::Utf8View => Leaf::View(a.as_string_view()),
+            DataType::Int8 => Leaf::Int(Ints::I8(a.as_primitive())),
+            DataType::Int16 => Leaf::Int(Ints::I16(a.as_primitive())),
+            DataType::Int32 => Leaf::Int(Ints::I32(a.as_primitive())),
+            DataType::Int64 => Leaf::Int(Ints::I64(a.as_primitive())),
+            DataType::UInt8 => Leaf::Int(Ints::U8(a.as_primitive())),
+            DataType::UInt16 => Leaf::Int(Ints::U16(a.as_primitive())),
+            DataType::UInt32 => Leaf::Int(Ints::U32(a.as_primitive())),
+            DataType::UInt64 => Leaf::Int(Ints::U64(a.as_primitive())),
+            DataType::Timestamp(unit, _) => Leaf::Stamp(match unit {
+                TimeUnit::Second => Stamps::S(a.as_primitive()),
+                TimeUnit::Millisecond => Stamps::Ms(a.as_primitive()),
+                TimeUnit::Microsecond => Stamps::Us(a.as_primitive()),
+                TimeUnit::Nanosecond => Stamps::Ns(a.as_primitive()),
+            }),
+            DataType::Dictionary(_, _) => {
+                let d = a.as_any_dictionary();
+                let values = Leaf::of(d.values().as_ref())?;
+                // `normalized_keys` panics on empty values; then every key is null (or
+                // the array is invalid, and its rows are declined).
+                let keys = if d.values().is_empty() {
+                    Vec::new()
+                } else {
+                    d.normalized_keys()
+                };
+                Leaf::Dict {
+                    dict: a,
+                    keys,
+                    values: Box::new(values),
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    #[inline]
+    fn cell(&self, i: usize) -> Cell<'a> {
+        fn text<'a>(a: &'a impl Array, v: impl FnOnce() -> &'a str, i: usize) -> Cell<'a> {
+            if a.is_null(i) {
+                Cell::Null
+            } else {
+                Cell::Str(v())
+            }
+        }
+        fn int<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>, i: usize) -> Cell<'static>
+        where
+            T::Native: TryInto<i64>,
+        {
+            if a.is_null(i) {
+                return Cell::Null;
+            }
+            a.value(i).try_into().map_or(Cell::Bad, Cell::Int)
+        }
+        fn stamp<T: ArrowPrimitiveType<Native = i64>>(
+            a: &PrimitiveArray<T>,
+            i: usize,
+            us: impl FnOnce(i64) -> i64,
+        ) -> Cell<'static> {
+            if a.is_null(i) {
+                return Cell::Null;
+            }
+            // The general path's conversion (`sources::parquet::cell`), then its text's range.
+            let us = us(a.value(i));
+            if (MIN_US..=MAX_US).contains(&us) {
+                Cell::Micros(us)
+            } else {
+                Cell::Bad
+            }
+        }
+        match self {
+            Leaf::Utf8(a) => text(*a, || a.value(i), i),
+            Leaf::Large(a) => text(*a, || a.value(i), i),
+            Leaf::View(a) => text(*a, || a.value(i), i),
+            Leaf::Int(n) => match n {
+                Ints::I8(a) => int(*a, i),
+                Ints::I16(a) => int(*a, i),
+                Ints::I32(a) => int(*a, i),
+                Ints::I64(a) => int(*a, i),
+                Ints::U8(a) => int(*a, i),
+                Ints::U16(a) => int(*a, i),
+                Ints::U32(a) => int(*a, i),
+                Ints::U64(a) => int(*a, i),
+            },
+            Leaf::Stamp(s) => match s {
+                Stamps::S(a) => stamp(*a, i, |v| v.saturating_mul(1_000_000)),
+                Stamps::Ms(a) => stamp(*a, i, |v| v.saturating_mul(1000)),
+                Stamps::Us(a) => stamp(*a, i, |v| v),
+                Stamps::Ns(a) => stamp(*a, i, |v| v.div_euclid(1000)),
+            },
+            Leaf::Dict { dict, keys, values } => {
+                if dict.is_null(i) {
+                    Cell::Null
+                } else {
+                    keys.get(i).map_or(Cell::Bad, |&k| values.cell(k))
+                }
+            }
+        }
+    }
+}
+
+/// A group-key column: scalars, or lists of them.
+#[derive(Debug)]
+enum IdCol<'a> {
+    One(Leaf<'a>),
+    List(&'a ListArray, Leaf<'a>),
+    LargeList(&'a LargeListArray, Leaf<'a>),
+}
+
+impl<'a> IdCol<'a> {
+    fn of(a: &'a dyn Array) -> Option<IdCol<'a>> {
+        Some(match a.data_type() {
+            DataType::List(_) => {
+                let l = a.as_list::<i32>();
+                IdCol::List(l, Leaf::of(l.values().as_ref())?)
+            }
+            DataType::LargeList(_) => {
+                let l = a.as_list::<i64>();
+                IdCol::LargeList(l, Leaf::of(l.values().as_ref())?)
+            }
+            _ => IdCol::One(Leaf::of(a)?),
+        })
+    }
+
+    /// Adds row `i`'s ids for key `k`; `None`: a value not read here.
+    #[inline]
+    fn push(&self, i: usize, k: u16, ids: &mut GroupIds<'a>) -> Option<()> {
+        match self {
+            IdCol::One(leaf) => push_cell(leaf.cell(i), k, ids),
+            IdCol::List(l, child) => {
+                if !l.is_null(i) {
+                    let o = l.value_offsets();
+                    for j in o[i] as usize..o[i + 1] as usize {
+                        push_cell(child.cell(j), k, ids)?;
+                    }
+                }
+                Some(())
+            }
+            IdCol::LargeList(l, child) => {
+                if !l.is_null(i) {
+                    let o = l.value_offsets();
+                    for j in o[i] as usize..o[i + 1] as usize {
+                        push_cell(child.cell(j), k, ids)?;
+                    }
+                }
+                Some(())
+            }
+        }
+    }
+}
+
+/// `values::group_ids` of one scalar: a non-empty string as it is, an integer as its
+/// decimal text, null none.
+#[inline]
+fn push_cell<'a>(c: Cell<'a>, k: u16, ids: &mut GroupIds<'a>) -> Option<()> {
+    match c {
+        Cell::Null => {}
+        Cell::Str(s) => ids.push_str(k, s),
+        Cell::Int(v) => ids.push_display(k, v),
+        // The general path would read the timestamp's text as an id: not copied here.
+        Cell::Micros(_) | Cell::Bad => return None,
+    }
+    Some(())
+}
+
+enum Layout<'a> {
+    Flat(Box<Flat<'a>>),
+    Props(Props<'a>),
+}
+
+/// The column named `name`; `Err` when several are (the general path's object keeps the
+/// last, but parses every JSON-text one).
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<Option<&'a dyn Array>, ()> {
+    let mut found = None;
+    for (f, c) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+        if f.name() == name {
+            if found.is_some() {
+                return Err(());
+            }
+            found = Some(c.as_ref());
+        }
+    }
+    Ok(found)
+}
+
+impl<'a> Layout<'a> {
+    /// Resolves the columns the lookup can read; `None`: the batch is not read here.
+    fn of(batch: &'a RecordBatch, ctx: &EventContext) -> Option<Layout<'a>> {
+        // `mixpanel::event` takes `event`, and `event_name` only where there is no `event`.
+        let name = match column(batch, "event").ok()? {
+            Some(c) => c,
+            None => column(batch, "event_name").ok()??,
+        };
+        let name = Leaf::of(name)?;
+        let mut json_text = Vec::new();
+        for (f, c) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+            // `sources::parquet` parses these as JSON text: a value there can make the row
+            // unreadable.
+            if f.name() != "properties" && JSON_TEXT_COLUMNS.contains(&f.name().as_str()) {
+                json_text.push(c.as_ref());
+            }
+        }
+        match column(batch, "properties").ok()? {
+            Some(props) => {
+                // Fields missing from `properties` would be looked up at the top level:
+                // that mix is the general path's.
+                for f in FIELDS.iter().copied().chain(ctx.keys.iter().map(String::as_str)) {
+                    if column(batch, f).ok()?.is_some() {
+                        return None;
+                    }
+                }
+                Some(Layout::Props(Props {
+                    name,
+                    props: Leaf::of(props)?,
+                    json_text,
+                }))
+            }
+            None => {
+                let leaf = |n: &str| -> Option<Option<Leaf<'a>>> {
+                    match column(batch, n).ok()? {
+                        None => Some(None),
+                        Some(c) => Leaf::of(c).map(Some),
+                    }
+                };
+                let mut keys = Vec::with_capacity(ctx.keys.len());
+                for k in ctx.keys {
+                    keys.push(match column(batch, k).ok()? {
+                        None => None,
+                        Some(c) => Some(IdCol::of(c)?),
+                    });
+                }
+                Some(Layout::Flat(Box::new(Flat {
+                    name,
+                    time: leaf("time")?,
+                    ingest: leaf("mp_processing_time_ms")?,
+                    user: leaf("distinct_id")?,
+                    insert_ids: [leaf("$insert_id")?, leaf("insert_id")?],
+                    keys,
+                    json_text,
+                })))
+            }
+        }
+    }
+}
+
+/// A `context`/`traits` value would be parsed as JSON by the reader (and may not be
+/// JSON): such rows are the general path's.
+fn json_text_at(cols: &[&dyn Array], i: usize) -> bool {
+    cols.iter().any(|c| !c.is_null(i))
+}
+
+fn name_at<'a>(leaf: &Leaf<'a>, i: usize) -> Option<&'a str> {
+    match leaf.cell(i) {
+        Cell::Str(s) if !s.is_empty() => Some(s),
+        _ => None,
+    }
+}
+
+/// Flattened typed columns.
+struct Flat<'a> {
+    name: Leaf<'a>,
+    time: Option<Leaf<'a>>,
+    ingest: Option<Leaf<'a>>,
+    user: Option<Leaf<'a>>,
+    insert_ids: [Option<Leaf<'a>>; 2],
+    keys: Vec<Option<IdCol<'a>>>,
+    json_text: Vec<&'a dyn Array>,
+}
+
+#[derive(Default)]
+struct FlatScratch<'a> {
+    ids: GroupIds<'a>,
+    user: String,
+    insert_id: String,
+}
+
+fn at<'a>(leaf: &Option<Leaf<'a>>, i: usize) -> Cell<'a> {
+    leaf.as_ref().map_or(Cell::Null, |l| l.cell(i))
+}
+
+impl<'a> Flat<'a> {
+    fn events(&self, n: usize, push: &mut dyn FnMut(EventRef<'_>), declined: &mut Vec<usize>) {
+        let mut s = FlatScratch::default();
+        for i in 0..n {
+            match self.event(i, &mut s) {
+                Some(e) => push(e),
+                None => declined.push(i),
+            }
+        }
+    }
+
+    /// `mixpanel::event` of row `i` with an empty `properties`: every field from its
+    /// top-level column.
+    fn event<'s>(&self, i: usize, s: &'s mut FlatScratch<'a>) -> Option<EventRef<'s>>
+    where
+        'a: 's,
+    {
+        if json_text_at(&self.json_text, i) {
+            return None;
+        }
+        let name = name_at(&self.name, i)?;
+        let time_us = match at(&self.time, i) {
+            Cell::Int(v) => int_epoch_us(v)?,
+            Cell::Str(t) => text_epoch_us(t)?,
+            Cell::Micros(us) => us,
+            Cell::Null | Cell::Bad => return None,
+        };
+        let ingest_us = match at(&self.ingest, i) {
+            Cell::Null => None,
+            Cell::Int(v) => Some(ms_us(v as f64)?),
+            Cell::Str(t) => Some(text_ms_us(t)?),
+            Cell::Micros(us) => Some(us),
+            Cell::Bad => return None,
+        };
+        let FlatScratch {
+            ids,
+            user: user_buf,
+            insert_id: insert_buf,
+        } = s;
+        let user = match at(&self.user, i) {
+            Cell::Null => None,
+            Cell::Str(u) => (!u.is_empty()).then_some(u),
+            Cell::Int(v) => {
+                user_buf.clear();
+                let _ = write!(user_buf, "{v}");
+                Some(user_buf.as_str())
+            }
+            Cell::Micros(_) | Cell::Bad => return None,
+        };
+        let insert_cell = match at(&self.insert_ids[0], i) {
+            Cell::Null => at(&self.insert_ids[1], i),
+            c => c,
+        };
+        let insert_id = match insert_cell {
+            Cell::Null => None,
+            Cell::Str(v) => Some(v),
+            Cell::Int(v) => {
+                insert_buf.clear();
+                let _ = write!(insert_buf, "{v}");
+                Some(insert_buf.as_str())
+            }
+            Cell::Micros(_) | Cell::Bad => return None,
+        };
+        ids.clear();
+        for (k, col) in self.keys.iter().enumerate() {
+            if let Some(col) = col {
+                ids.start_key();
+                col.push(i, k as u16, ids)?;
+            }
+        }
+        let ids: &'s GroupIds<'a> = ids;
+        Some(EventRef {
+            name,
+            user,
+            time_us,
+            ingest_us,
+            dedup: DedupRef::NameUserTime(insert_id),
+            groups: ids.as_slice(),
+        })
+    }
+}
+
+/// `event` plus a `properties` JSON-text column, and no top-level field the lookup reads.
+struct Props<'a> {
+    name: Leaf<'a>,
+    props: Leaf<'a>,
+    json_text: Vec<&'a dyn Array>,
+}
+
+impl<'a> Props<'a> {
+    fn events(&self, n: usize, ctx: &EventContext, push: &mut dyn FnMut(EventRef<'_>), declined: &mut Vec<usize>) {
+        let reader = PropsReader::new(ctx.keys);
+        let mut s = PropsScratch::default();
+        for i in 0..n {
+            match self.event(i, &reader, &mut s) {
+                Some(e) => push(e),
+                None => declined.push(i),
+            }
+        }
+    }
+
+    fn event<'s>(&self, i: usize, reader: &PropsReader, s: &'s mut PropsScratch<'a>) -> Option<EventRef<'s>>
+    where
+        'a: 's,
+    {
+        if json_text_at(&self.json_text, i) {
+            return None;
+        }
+        let name = name_at(&self.name, i)?;
+        // Null or blank text is a missing `properties`, and then nothing gives a time.
+        let Cell::Str(text) = self.props.cell(i) else {
+            return None;
+        };
+        if text.trim().is_empty() || !reader.parse_props(text, s) {
+            return None;
+        }
+        reader.props_event(name, s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{
+        Int64Builder, LargeListBuilder, ListBuilder, StringBuilder, StringDictionaryBuilder, UInt64Builder,
+    };
+    use arrow_array::{ArrayRef, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray};
+    use arrow_schema::{Field, Schema};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::normalize::mixpanel;
+    use crate::normalize::RawEvent;
+    use crate::sources::{parquet_row_value, read_file, read_file_with, InputFile, Record};
+
+    /// Runs the fast path on `batch` and checks every event it takes against the general
+    /// path on the same row; returns (taken, declined) counts.
+    fn check(batch: &RecordBatch, keys: &[String]) -> (usize, usize) {
+        let ctx = EventContext { keys, columns: None };
+        let mut taken: Vec<RawEvent> = Vec::new();
+        let mut declined = Vec::new();
+        events(batch, &ctx, &mut |e| taken.push(e.to_owned()), &mut declined);
+        assert!(declined.windows(2).all(|w| w[0] < w[1]), "{declined:?}");
+        assert!(declined.iter().all(|&i| i < batch.num_rows()));
+        assert_eq!(taken.len() + declined.len(), batch.num_rows());
+        let mut taken = taken.into_iter();
+        for i in 0..batch.num_rows() {
+            if declined.contains(&i) {
+                continue;
+            }
+            let fast = taken.next().unwrap();
+            let row: Value = parquet_row_value(batch, i).expect("a row the fast path took is readable");
+            assert_eq!(Ok(fast), mixpanel::event(&row, &ctx), "row {i}: {row}");
+        }
+        (batch.num_rows() - declined.len(), declined.len())
+    }
+
+    fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        let fields: Vec<Field> = cols
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            cols.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap()
+    }
+
+    fn keys() -> Vec<String> {
+        vec!["company_id".to_string(), "team_id".to_string()]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Id {
+        Null,
+        Str(String),
+        Int(i64),
+    }
+
+    fn id() -> impl Strategy<Value = Id> {
+        prop_oneof![
+            Just(Id::Null),
+            Just(Id::Str(String::new())),
+            "[ab7]{1,2}".prop_map(Id::Str),
+            (0i64..10).prop_map(Id::Int),
+            Just(Id::Str("7".into())),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct FlatRow {
+        event: Option<String>,
+        user: Option<Id>,
+        time: Option<i64>,
+        insert: Option<String>,
+        insert2: Option<String>,
+        ingest: Option<i64>,
+        company: Option<Vec<Id>>,
+        team: Id,
+        context: Option<String>,
+    }
+
+    fn time() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            6 => 1_600_000_000i64..1_800_000_000,
+            3 => 1_600_000_000_000i64..1_800_000_000_000,
+            1 => Just(100_000_000_000),
+            1 => Just(100_000_000_001),
+            1 => Just(-100_000_000_001),
+            1 => Just(i64::MAX),
+            1 => Just(i64::MIN),
+            1 => Just(0),
+            1 => any::<i64>(),
+        ]
+    }
+
+    fn flat_row() -> impl Strategy<Value = FlatRow> {
+        (
+            prop::option::weighted(
+                0.9,
+                prop_oneof![3 => Just("Sign Up".to_string()), 1 => Just(String::new()), 3 => "[a-z]{1,3}"],
+            ),
+            prop::option::of(id()),
+            prop::option::weighted(0.9, time()),
+            prop::option::of("[a-c]{0,2}"),
+            prop::option::of("[x-z]{0,2}"),
+            prop::option::of(prop_oneof![
+                6 => 1_600_000_000_000i64..1_800_000_000_000,
+                1 => Just(9_200_000_000_000_000),
+                1 => Just(9_007_199_254_740_993),
+                1 => any::<i64>()
+            ]),
+            prop::option::of(prop::collection::vec(id(), 0..4)),
+            id(),
+            prop::option::weighted(
+                0.1,
+                prop_oneof![Just(String::new()), Just("{}".to_string()), Just("{".to_string())],
+            ),
+        )
+            .prop_map(
+                |(event, user, time, insert, insert2, ingest, company, team, context)| FlatRow {
+                    event,
+                    user,
+                    time,
+                    insert,
+                    insert2,
+                    ingest,
+                    company,
+                    team,
+                    context,
+                },
+            )
+    }
+
+    fn id_text(i: &Id) -> Option<String> {
+        match i {
+            Id::Null => None,
+            Id::Str(s) => Some(s.clone()),
+            Id::Int(v) => Some(v.to_string()),
+        }
+    }
+
+    /// The layout as typed columns. `ints` bits 0, 1, 2: `distinct_id`, `company_id`,
+    /// `team_id` as integer columns (strings then become null), else as text; `dict`:
+    /// `event` dictionary-encoded; `large`: `company_id` a LargeList; `time_unit`: Int64,
+    /// timestamps in s, ms, ns, or text.
+    fn flat_batch(rows: &[FlatRow], ints: u8, dict: bool, large: bool, time_unit: u8) -> RecordBatch {
+        let text = |v: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let event: ArrayRef = if dict {
+            let mut b = StringDictionaryBuilder::<Int32Type>::new();
+            for r in rows {
+                b.append_option(r.event.as_deref());
+            }
+            Arc::new(b.finish())
+        } else {
+            text(rows.iter().map(|r| r.event.clone()).collect())
+        };
+        let ids_col = |int_ids: bool, get: &dyn Fn(&FlatRow) -> Option<Id>| -> ArrayRef {
+            if int_ids {
+                let mut b = Int64Builder::new();
+                for r in rows {
+                    b.append_option(match get(r) {
+                        Some(Id::Int(v)) => Some(v),
+                        _ => None,
+                    });
+                }
+                Arc::new(b.finish())
+            } else {
+                text(rows.iter().map(|r| get(r).as_ref().and_then(id_text)).collect())
+            }
+        };
+        let time: ArrayRef = match time_unit {
+            0 => Arc::new(Int64Array::from(rows.iter().map(|r| r.time).collect::<Vec<_>>())),
+            1 => Arc::new(TimestampSecondArray::from(
+                rows.iter().map(|r| r.time).collect::<Vec<_>>(),
+            )),
+            2 => Arc::new(TimestampMillisecondArray::from(
+                rows.iter().map(|r| r.time).collect::<Vec<_>>(),
+            )),
+            3 => Arc::new(TimestampNanosecondArray::from(
+                rows.iter().map(|r| r.time).collect::<Vec<_>>(),
+            )),
+            _ => text(rows.iter().map(|r| r.time.map(|t| format!(" {t}"))).collect()),
+        };
+        let company: ArrayRef = {
+            macro_rules! list {
+                ($builder:ident) => {{
+                    if ints & 2 != 0 {
+                        let mut b = $builder::new(Int64Builder::new());
+                        for r in rows {
+                            match &r.company {
+                                None => b.append_null(),
+                                Some(ids) => {
+                                    for i in ids {
+                                        b.values().append_option(match i {
+                                            Id::Int(v) => Some(*v),
+                                            _ => None,
+                                        });
+                                    }
+                                    b.append(true);
+                                }
+                            }
+                        }
+                        Arc::new(b.finish()) as ArrayRef
+                    } else {
+                        let mut b = $builder::new(StringBuilder::new());
+                        for r in rows {
+                            match &r.company {
+                                None => b.append_null(),
+                                Some(ids) => {
+                                    for i in ids {
+                                        b.values().append_option(id_text(i));
+                                    }
+                                    b.append(true);
+                                }
+                            }
+                        }
+                        Arc::new(b.finish()) as ArrayRef
+                    }
+                }};
+            }
+            if large {
+                list!(LargeListBuilder)
+            } else {
+                list!(ListBuilder)
+            }
+        };
+        let mut cols = vec![
+            ("event", event),
+            ("distinct_id", ids_col(ints & 1 != 0, &|r| r.user.clone())),
+            ("time", time),
+            ("$insert_id", text(rows.iter().map(|r| r.insert.clone()).collect())),
+            ("insert_id", text(rows.iter().map(|r| r.insert2.clone()).collect())),
+            (
+                "mp_processing_time_ms",
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.ingest).collect::<Vec<_>>())),
+            ),
+            ("company_id", company),
+            ("team_id", ids_col(ints & 4 != 0, &|r| Some(r.team.clone()))),
+        ];
+        if rows.iter().any(|r| r.context.is_some()) {
+            cols.push(("context", text(rows.iter().map(|r| r.context.clone()).collect())));
+        }
+        batch(cols)
+    }
+
+    proptest! {
+        #[test]
+        fn flat_layout_agrees_with_general_path(
+            rows in prop::collection::vec(flat_row(), 1..40),
+            ints in 0u8..8,
+            dict in any::<bool>(),
+            large in any::<bool>(),
+            time_unit in 0u8..5,
+        ) {
+            check(&flat_batch(&rows, ints, dict, large, time_unit), &keys());
+        }
+
+        #[test]
+        fn props_layout_agrees_with_general_path(
+            rows in prop::collection::vec((
+                prop::option::weighted(0.9, prop_oneof![Just("a".to_string()), Just(String::new())]),
+                prop::option::weighted(0.9, props_text()),
+            ), 1..30),
+            dict in any::<bool>(),
+            large in any::<bool>(),
+            event_key in any::<bool>(),
+        ) {
+            let event: ArrayRef = if dict {
+                let mut b = StringDictionaryBuilder::<Int8Type>::new();
+                for (e, _) in &rows {
+                    b.append_option(e.as_deref());
+                }
+                Arc::new(b.finish())
+            } else {
+                Arc::new(StringArray::from(rows.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>()))
+            };
+            let props: Vec<Option<String>> = rows.iter().map(|(_, p)| p.clone()).collect();
+            let props: ArrayRef = if large {
+                Arc::new(LargeStringArray::from(props))
+            } else {
+                Arc::new(StringArray::from(props))
+            };
+            let mut keys = keys();
+            if event_key {
+                keys.push("event".into());
+            }
+            check(&batch(vec![("event", event), ("properties", props)]), &keys);
+        }
+    }
+
+    fn props_text() -> impl Strategy<Value = String> {
+        let scalar = prop_oneof![
+            3 => Just("null".to_string()),
+            1 => Just("true".to_string()),
+            3 => (1_600_000_000i64..1_800_000_000).prop_map(|v| v.to_string()),
+            3 => (1_600_000_000_000i64..1_800_000_000_000).prop_map(|v| v.to_string()),
+            1 => Just("1704103200.5".to_string()),
+            1 => Just("-0".to_string()),
+            1 => Just("18446744073709551615".to_string()),
+            2 => Just("\"\"".to_string()),
+            3 => Just("\"a\"".to_string()),
+            2 => Just("\"\\u0061\"".to_string()),
+            2 => Just("\"2024-01-01T10:00:00Z\"".to_string()),
+            3 => Just("7".to_string()),
+            1 => Just("{\"x\":1}".to_string()),
+        ];
+        // Values the general path rejects the whole text for.
+        let poison = prop_oneof![Just("1e400".to_string()), Just("\"\\ud800\"".to_string())];
+        let value = prop_oneof![
+            6 => scalar.clone(),
+            3 => prop::collection::vec(scalar, 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+            1 => poison,
+        ];
+        let key = prop_oneof![
+            Just("time"),
+            Just("distinct_id"),
+            Just("$insert_id"),
+            Just("insert_id"),
+            Just("mp_processing_time_ms"),
+            Just("company_id"),
+            Just("team_id"),
+            Just("event"),
+            Just("other"),
+        ];
+        let time = prop::option::weighted(0.8, 1_600_000_000i64..1_800_000_000);
+        prop_oneof![
+            8 => (time, prop::collection::vec((key, value), 0..6)).prop_map(|(time, kv)| {
+                let body: Vec<String> = time
+                    .map(|t| format!("\"time\":{t}"))
+                    .into_iter()
+                    .chain(kv.iter().map(|(k, v)| format!("\"{k}\":{v}")))
+                    .collect();
+                format!("{{{}}}", body.join(","))
+            }),
+            1 => prop_oneof![Just(String::new()), Just("  ".to_string()), Just("{".to_string()),
+                Just("null".to_string()), Just("[1]".to_string()), Just("{\"time\":1} x".to_string())],
+        ]
+    }
+
+    /// Reads `b` from a Parquet file with the fast path as the batch hook, and without:
+    /// the events and rejects must be the same.
+    fn hooked_equals_general(b: &RecordBatch, keys: &[String]) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.parquet");
+        let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&p).unwrap(), b.schema(), None).unwrap();
+        w.write(b).unwrap();
+        w.close().unwrap();
+        let file = InputFile {
+            path: p.to_str().unwrap().to_string(),
+            size: std::fs::metadata(&p).unwrap().len(),
+            mtime: 0,
+            etag: None,
+            bucket: None,
+        };
+        let ctx = EventContext { keys, columns: None };
+        let general = |out: &mut Vec<String>, r: Record| {
+            out.push(match r.value {
+                Ok(v) => format!("{:?}", mixpanel::event(&v, &ctx)),
+                Err(u) => format!("{} unreadable: {}", r.pos, u.reason),
+            })
+        };
+        let mut alone = Vec::new();
+        read_file(&file, None, &mut |r| general(&mut alone, r)).unwrap();
+        let mut hooked = Vec::new();
+        let mut fast = Vec::new();
+        let mut hook = |b: &RecordBatch, d: &mut Vec<usize>| {
+            events(
+                b,
+                &ctx,
+                &mut |e| fast.push(format!("{:?}", Ok::<_, String>(e.to_owned()))),
+                d,
+            )
+        };
+        read_file_with(&file, None, None, Some(&mut hook), &mut |r| general(&mut hooked, r)).unwrap();
+        hooked.extend(fast);
+        alone.sort();
+        hooked.sort();
+        assert_eq!(alone, hooked);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn hooked_reader_gives_what_the_general_path_gives(
+            rows in prop::collection::vec(flat_row(), 1..40),
+            ints in 0u8..8,
+            dict in any::<bool>(),
+            large in any::<bool>(),
+            time_unit in 0u8..5,
+        ) {
+            hooked_equals_general(&flat_batch(&rows, ints, dict, large, time_unit), &keys());
+        }
+    }
+
+    #[test]
+    fn benchmark_layout_is_taken_whole() {
+        let rows: Vec<FlatRow> = (0..50)
+            .map(|i| FlatRow {
+                event: Some(format!("e{}", i % 3)),
+                user: Some(Id::Str(format!("u{i}"))),
+                time: Some(1_704_103_200 + i),
+                insert: Some(format!("i{i}")),
+                insert2: None,
+                ingest: Some(1_704_103_201_000 + i),
+                company: Some(vec![Id::Str("acme".into()), Id::Str("acme".into()), Id::Int(7)]),
+                team: if i % 2 == 0 { Id::Str("t".into()) } else { Id::Null },
+                context: None,
+            })
+            .collect();
+        assert_eq!(check(&flat_batch(&rows, 0, false, false, 0), &keys()), (50, 0));
+        assert_eq!(check(&flat_batch(&rows, 5, true, true, 1), &keys()), (50, 0));
+    }
+
+    #[test]
+    fn timestamps_at_the_edges_of_the_text_range() {
+        let us = [
+            MIN_US - 1,
+            MIN_US,
+            -1,
+            0,
+            1_704_103_200_123_456,
+            MAX_US,
+            MAX_US + 1,
+            i64::MIN,
+            i64::MAX,
+        ];
+        let b = batch(vec![
+            ("event", Arc::new(StringArray::from(vec!["a"; us.len()])) as ArrayRef),
+            (
+                "time",
+                Arc::new(arrow_array::TimestampMicrosecondArray::from(us.to_vec())) as ArrayRef,
+            ),
+            (
+                "mp_processing_time_ms",
+                Arc::new(arrow_array::TimestampMicrosecondArray::from(us.to_vec())) as ArrayRef,
+            ),
+        ]);
+        // The five in range are taken; the rest go the general way.
+        assert_eq!(check(&b, &keys()), (5, 4));
+    }
+
+    #[test]
+    fn unusual_columns_decline() {
+        let ev = || Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef;
+        let t = || Arc::new(Int64Array::from(vec![1_704_103_200, 1_704_103_201])) as ArrayRef;
+        // Float times: the whole batch.
+        let f = Arc::new(arrow_array::Float64Array::from(vec![1.5, 2.0])) as ArrayRef;
+        assert_eq!(check(&batch(vec![("event", ev()), ("time", f)]), &keys()), (0, 2));
+        // `properties` next to a flattened field the lookup could read.
+        let p = Arc::new(StringArray::from(vec![r#"{"time":1}"#, "{}"])) as ArrayRef;
+        assert_eq!(
+            check(
+                &batch(vec![("event", ev()), ("properties", p.clone()), ("time", t())]),
+                &keys()
+            ),
+            (0, 2)
+        );
+        assert_eq!(check(&batch(vec![("event", ev()), ("properties", p)]), &keys()), (1, 1));
+        // Two `time` columns.
+        assert_eq!(
+            check(&batch(vec![("event", ev()), ("time", t()), ("time", t())]), &keys()),
+            (0, 2)
+        );
+        // No event column.
+        assert_eq!(check(&batch(vec![("time", t())]), &keys()), (0, 2));
+        // `event_name` where there is no `event`; an unsigned id past i64.
+        let mut u = UInt64Builder::new();
+        u.append_value(u64::MAX);
+        u.append_value(5);
+        let b = batch(vec![
+            ("event_name", ev()),
+            ("time", t()),
+            ("distinct_id", Arc::new(u.finish())),
+        ]);
+        assert_eq!(check(&b, &keys()), (1, 1));
+    }
+}
