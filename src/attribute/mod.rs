@@ -318,7 +318,7 @@ impl Attributor {
         while !id_buckets.is_empty() {
             let rest = id_buckets.split_off(width.min(id_buckets.len()));
             let mapper = &self.mapper;
-            let moved: Vec<Result<(Vec<(Day, Vec<u8>)>, u64), SpillError>> = id_buckets
+            let moved: Vec<Result<Survivors, SpillError>> = id_buckets
                 .into_par_iter()
                 .map(|(id, bucket)| {
                     let bytes = bucket.load().map_err(|source| spill_read_error(id, source))?;
@@ -362,6 +362,9 @@ impl Attributor {
     }
 }
 
+/// An id bucket's survivors, encoded per day, and the number of duplicates dropped.
+type Survivors = (Vec<(Day, Vec<u8>)>, u64);
+
 fn base_us(id: BucketId) -> i64 {
     match id {
         BucketId::Day(d) => d as i64 * US_PER_DAY,
@@ -384,7 +387,7 @@ fn replaces(new: Option<i64>, old: Option<i64>) -> bool {
 }
 
 /// Deduplicates one id bucket; the survivors, re-encoded by day without their key.
-fn dedup_by_id(bytes: &[u8], base: i64, mut mapper: DayMapper) -> (Vec<(Day, Vec<u8>)>, u64) {
+fn dedup_by_id(bytes: &[u8], base: i64, mut mapper: DayMapper) -> Survivors {
     let mut dec = Decoder::new(bytes, base);
     let mut groups = Vec::new();
     let mut kept: Vec<codec::Event> = Vec::new();
