@@ -36,6 +36,22 @@ pub fn event(text: &[u8], ctx: &EventContext) -> Option<RawEvent> {
     reader.record_event(&mut s).map(|e| e.to_owned())
 }
 
+/// [`event`] without copying: the event in `text` is handed to `push` borrowed, with
+/// `reader` made once per job. `false`: take the general path.
+pub(crate) fn push_event(text: &[u8], reader: &PropsReader, push: &mut dyn FnMut(EventRef<'_>)) -> bool {
+    let mut s = Scratch::default();
+    if !reader.parse_record(text, &mut s) {
+        return false;
+    }
+    match reader.record_event(&mut s) {
+        Some(e) => {
+            push(e);
+            true
+        }
+        None => false,
+    }
+}
+
 // ---- Field rules shared with the columnar path -------------------------------------------
 //
 // Each mirrors one branch of `values::epoch_auto_us` / `epoch_ms_us` / `number_text`

@@ -218,6 +218,7 @@ fn read_events(
         columns: job.events.columns.as_ref(),
     };
     let template = attr.batch();
+    let props_reader = mixpanel_fast::PropsReader::new(&keys);
     read_in_order(
         files,
         progress,
@@ -225,12 +226,9 @@ fn read_events(
             let events: RefCell<Batch> = RefCell::new(template.clone());
             let mut bad: Vec<Reject> = Vec::new();
             // Mixpanel raw-export lines skip the `Value` tree when they can.
-            let mut fast = |text: &[u8]| match mixpanel_fast::event(text, &ctx) {
-                Some(e) => {
-                    events.borrow_mut().push(e);
-                    true
-                }
-                None => false,
+            let mut fast = |text: &[u8]| {
+                let mut events = events.borrow_mut();
+                mixpanel_fast::push_event(text, &props_reader, &mut |e| events.push_ref(e))
             };
             // Mixpanel Parquet rows are read straight from the Arrow columns.
             let mut columnar = |batch: &arrow_array::RecordBatch, declined: &mut Vec<usize>| {
