@@ -14,28 +14,40 @@ pub type Sym = u32;
 /// never as users.
 pub const NO_USER: Sym = Sym::MAX;
 
-/// An append-only string table. Each string is stored once: the hash table holds ids and
-/// compares through `strings`.
+/// An append-only string table. The strings live end to end in one buffer (no allocation
+/// per string: a million user ids cost their bytes plus 12 bytes each); the hash table
+/// holds ids and compares through the buffer.
 #[derive(Default, Clone)]
 pub struct Interner {
     ids: HashTable<Sym>,
-    strings: Vec<Box<str>>,
+    text: String,
+    /// End offset in `text` of each string; string `i` starts where `i - 1` ends.
+    ends: Vec<usize>,
 }
 
 impl PartialEq for Interner {
     fn eq(&self, other: &Self) -> bool {
-        self.strings == other.strings
+        self.text == other.text && self.ends == other.ends
     }
 }
 
 impl std::fmt::Debug for Interner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(&self.strings).finish()
+        f.debug_list()
+            .entries((0..self.len() as Sym).map(|i| self.resolve(i)))
+            .finish()
     }
 }
 
 fn hash(s: &str) -> u64 {
     FxBuildHasher.hash_one(s)
+}
+
+#[inline]
+fn span<'a>(text: &'a str, ends: &[usize], id: Sym) -> &'a str {
+    let i = id as usize;
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &text[start..ends[i]]
 }
 
 impl Interner {
@@ -46,33 +58,36 @@ impl Interner {
     /// The id of `s`, adding it when new.
     pub fn intern(&mut self, s: &str) -> Sym {
         let h = hash(s);
-        let strings = &self.strings;
-        if let Some(&id) = self.ids.find(h, |&id| &*strings[id as usize] == s) {
+        let (text, ends) = (&self.text, &self.ends);
+        if let Some(&id) = self.ids.find(h, |&id| span(text, ends, id) == s) {
             return id;
         }
-        let id = Sym::try_from(self.strings.len()).expect("fewer than 2^32 distinct strings");
+        let id = Sym::try_from(self.ends.len()).expect("fewer than 2^32 distinct strings");
         assert!(id != NO_USER, "interner full");
-        self.strings.push(s.into());
-        let strings = &self.strings;
-        self.ids.insert_unique(h, id, |&id| hash(&strings[id as usize]));
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+        let (text, ends) = (&self.text, &self.ends);
+        self.ids.insert_unique(h, id, |&id| hash(span(text, ends, id)));
         id
     }
 
     /// The id of `s` when it was interned.
     pub fn get(&self, s: &str) -> Option<Sym> {
-        self.ids.find(hash(s), |&id| &*self.strings[id as usize] == s).copied()
+        self.ids
+            .find(hash(s), |&id| span(&self.text, &self.ends, id) == s)
+            .copied()
     }
 
     /// The string behind `id`.
     pub fn resolve(&self, id: Sym) -> &str {
-        &self.strings[id as usize]
+        span(&self.text, &self.ends, id)
     }
 
     pub fn len(&self) -> usize {
-        self.strings.len()
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.strings.is_empty()
+        self.ends.is_empty()
     }
 }

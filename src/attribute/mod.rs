@@ -448,9 +448,12 @@ fn day_key(e: &codec::Event) -> Option<(Sym, Sym, i64, Option<u64>)> {
 fn process_day(bytes: &[u8], day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
     let mut stats = AttributionStats::default();
     let mut dec = Decoder::new(bytes, day as i64 * US_PER_DAY);
-    let mut groups = Vec::new();
-    let mut kept: Vec<codec::Event> = Vec::new();
+    // Sized once from the bucket (events are ~20-30 bytes) instead of rehashing as it fills.
+    let estimate = bytes.len() / 20;
+    let mut groups = Vec::with_capacity(estimate * 3 / 2);
+    let mut kept: Vec<codec::Event> = Vec::with_capacity(estimate);
     let mut index: FxHashMap<(Sym, Sym, i64, Option<u64>), u32> = FxHashMap::default();
+    index.reserve(estimate);
     while let Some(e) = dec.next(&mut groups) {
         let Some(key) = day_key(&e) else {
             kept.push(e);

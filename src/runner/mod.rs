@@ -315,16 +315,25 @@ fn read_profiles(
 
 /// Every output table of the job, in a fixed order.
 pub fn build_tables(job: &Job, act: &mut tables::Activity, folded: &fold::Folded) -> Vec<Table> {
-    vec![
-        tables::profiles::group_profiles(job, folded),
-        tables::daily::group_daily(act),
-        tables::daily::group_event_daily(act),
-        tables::active::active_groups(act),
-        tables::lifecycle::group_lifecycle(act),
-        tables::retention::group_retention(act),
-        tables::stickiness::group_stickiness(act),
-        tables::funnels::group_funnels(act, &job.funnels),
-    ]
+    use rayon::prelude::*;
+    let event_rows = std::mem::take(&mut act.event_daily);
+    let act = &*act;
+    let others: [&(dyn Fn() -> Table + Sync); 7] = [
+        &|| tables::profiles::group_profiles(job, folded),
+        &|| tables::daily::group_daily(act),
+        &|| tables::active::active_groups(act),
+        &|| tables::lifecycle::group_lifecycle(act),
+        &|| tables::retention::group_retention(act),
+        &|| tables::stickiness::group_stickiness(act),
+        &|| tables::funnels::group_funnels(act, &job.funnels),
+    ];
+    // The largest table on one thread, the others beside it.
+    let (event_daily, mut out) = rayon::join(
+        || tables::daily::group_event_daily(act, event_rows),
+        || others.par_iter().map(|build| build()).collect::<Vec<Table>>(),
+    );
+    out.insert(2, event_daily);
+    out
 }
 
 /// Everything a run computes before writing: the tables, rejects and counts.
@@ -348,9 +357,11 @@ pub fn compute(job: &Job, inputs: &Inputs, spill: &SpillOptions, progress: &Prog
     progress.start("events", inputs.events.iter().map(|f| f.size).sum());
     tracing::info!(files = inputs.events.len(), "reading events");
     read_events(job, &inputs.events, progress, &mut attr, &mut rejects)?;
+    summary.phase("read events", t);
+    let t = Instant::now();
     let (mut activity, stats) = attr.finish()?;
     summary.attribution = stats;
-    summary.phase("read + attribute events", t);
+    summary.phase("dedup + attribute", t);
 
     let t = Instant::now();
     progress.start("profiles", inputs.profiles.iter().map(|f| f.size).sum());
@@ -632,13 +643,16 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
 
     let t = Instant::now();
     let decisions = decide(job, mode, old.as_ref(), &tables, &inputs, &run_id, &sink)?;
-    for (ti, p, rows, _) in &decisions.puts {
-        if let Err(e) = sink.put(&tables[*ti], p, rows.clone()) {
-            sink.abandon();
-            return Err(e.into());
-        }
-        summary.rows_written += rows.len() as u64;
+    let parts: Vec<(&Table, &Partition, std::ops::Range<usize>)> = decisions
+        .puts
+        .iter()
+        .map(|(ti, p, rows, _)| (&tables[*ti], p, rows.clone()))
+        .collect();
+    if let Err(e) = sink.put_all(&parts) {
+        sink.abandon();
+        return Err(e.into());
     }
+    summary.rows_written = parts.iter().map(|(_, _, rows)| rows.len() as u64).sum();
     for (p, _) in &decisions.removes {
         sink.remove(p);
     }

@@ -276,6 +276,38 @@ impl Sink {
         }
     }
 
+    /// Encodes partitions into staging and queues their publication, in order. Local
+    /// partitions are encoded in parallel; S3 ones one at a time, each uploaded in the
+    /// background while the next is encoded.
+    pub fn put_all(&mut self, parts: &[(&Table, &Partition, std::ops::Range<usize>)]) -> Result<(), SinkError> {
+        use rayon::prelude::*;
+        let Backend::Local { staging } = &self.backend else {
+            for (table, p, rows) in parts {
+                self.put(table, p, rows.clone())?;
+            }
+            return Ok(());
+        };
+        let (name, format) = (self.file_name(), self.format);
+        parts.par_iter().try_for_each(|(table, p, rows)| {
+            let dir = staging.join(p.key());
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            encode(format, table, rows.clone(), &dir.join(&name))
+        })?;
+        for (_, p, _) in parts {
+            self.queue_put(p);
+        }
+        Ok(())
+    }
+
+    fn queue_put(&mut self, p: &Partition) {
+        let key = p.key();
+        self.ops.push(CommitOp::Put {
+            staged: format!("{STAGING}/{}/{key}/{}", self.run_id, self.file_name()),
+            dir: key,
+            file: self.file_name(),
+        });
+    }
+
     /// Encodes one partition into staging and queues its publication.
     pub fn put(&mut self, table: &Table, p: &Partition, rows: std::ops::Range<usize>) -> Result<(), SinkError> {
         let key = p.key();
@@ -297,11 +329,7 @@ impl Sink {
                     .join(format!("{}.{}", self.encoded, self.format.extension()))
             }
         };
-        let skip = table.partition_by;
-        match self.format {
-            OutputFormat::Parquet => parquet::write(table, rows, skip, &path)?,
-            OutputFormat::Csv => csv::write(table, rows, skip, &path)?,
-        }
+        encode(self.format, table, rows, &path)?;
         if let Backend::S3 { root, uploads, .. } = &mut self.backend {
             // Upload in the background while the next partition is encoded.
             if uploads.len() >= UPLOADS_IN_FLIGHT {
@@ -316,11 +344,7 @@ impl Sink {
                 r
             }));
         }
-        self.ops.push(CommitOp::Put {
-            staged,
-            dir: key,
-            file: self.file_name(),
-        });
+        self.queue_put(p);
         Ok(())
     }
 
@@ -404,6 +428,14 @@ pub fn recover(root: &Root) -> Result<Option<String>, SinkError> {
     match root {
         Root::Local(dir) => local::recover(dir),
         Root::S3(s) => s3::recover(s),
+    }
+}
+
+/// Writes `rows` of `table` to `path` (the partition column, if any, lives in the path).
+fn encode(format: OutputFormat, table: &Table, rows: std::ops::Range<usize>, path: &Path) -> Result<(), SinkError> {
+    match format {
+        OutputFormat::Parquet => parquet::write(table, rows, table.partition_by, path),
+        OutputFormat::Csv => csv::write(table, rows, table.partition_by, path),
     }
 }
 

@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use super::{key_ranks, sym_ranks, Activity, Cols, Table};
+use super::{key_ranks, sym_ranks, Activity, Cols, GroupEventDay, Table};
+use crate::calendar::Day;
 use crate::intern::Interner;
 
 /// The group key names as a string table whose codes are the key indices.
@@ -21,12 +22,19 @@ fn key_table(keys: &[String]) -> Arc<Interner> {
     Arc::new(t)
 }
 
+/// Output order (date, key name, group id, event name) as one integer: the ranks are
+/// looked up once per row, not once per comparison.
+fn order(day: Day, key_rank: u32, group_rank: u32, event_rank: u32) -> u128 {
+    let day = (day as u32) ^ (1 << 31); // order-preserving for negative days
+    ((day as u128) << 96) | ((key_rank as u128) << 64) | ((group_rank as u128) << 32) | event_rank as u128
+}
+
 /// `group_daily`: one row per active (date, group key, group id).
 pub fn group_daily(act: &Activity) -> Table {
     let key_rank = key_ranks(&act.keys);
     let group_rank = sym_ranks(&act.groups);
     let mut rows = act.daily.clone();
-    rows.sort_unstable_by_key(|r| (r.day, key_rank[r.key as usize], group_rank[r.group as usize]));
+    rows.sort_by_cached_key(|r| order(r.day, key_rank[r.key as usize], group_rank[r.group as usize], 0));
     Cols::new()
         .date("date", rows.iter().map(|r| r.day).collect())
         .dict(
@@ -40,15 +48,15 @@ pub fn group_daily(act: &Activity) -> Table {
         .table("group_daily", Some("date"))
 }
 
-/// `group_event_daily`: one row per active (date, group key, group id, event). Takes the
-/// activity's per-event aggregates, which no other table needs, rather than copy them.
-pub fn group_event_daily(act: &mut Activity) -> Table {
+/// `group_event_daily`: one row per active (date, group key, group id, event), from the
+/// activity's per-event aggregates (taken out of it by the caller: no other table needs
+/// them, and they are the largest).
+pub fn group_event_daily(act: &Activity, mut rows: Vec<GroupEventDay>) -> Table {
     let key_rank = key_ranks(&act.keys);
     let group_rank = sym_ranks(&act.groups);
     let event_rank = sym_ranks(&act.events);
-    let mut rows = std::mem::take(&mut act.event_daily);
-    rows.sort_unstable_by_key(|r| {
-        (
+    rows.sort_by_cached_key(|r| {
+        order(
             r.day,
             key_rank[r.key as usize],
             group_rank[r.group as usize],

@@ -73,7 +73,10 @@ impl DayParts {
     pub fn of_day(hits: &mut [Hit], keep: impl Fn(&Hit) -> bool) -> DayParts {
         let mut parts = DayParts::default();
         parts.hits.extend(hits.iter().filter(|h| keep(h)).copied());
-        hits.sort_unstable_by_key(|h| (h.key, h.group, h.event, h.user));
+        // One integer compare per step: (key, group, event, user) packed in 112 bits.
+        hits.sort_unstable_by_key(|h| {
+            ((h.key as u128) << 96) | ((h.group as u128) << 64) | ((h.event as u128) << 32) | h.user as u128
+        });
         let mut users: Vec<Sym> = Vec::new();
         for g in hits.chunk_by(|a, b| a.key == b.key && a.group == b.group) {
             let (key, group, day) = (g[0].key, g[0].group, g[0].day);
