@@ -75,6 +75,7 @@ pub(super) struct Buckets {
     options: SpillOptions,
     dir: Option<tempfile::TempDir>,
     buckets: FxHashMap<BucketId, Bucket>,
+    /// Capacity of the in-memory parts.
     in_memory: usize,
     /// Bytes written to spill files so far.
     pub spilled: u64,
@@ -91,10 +92,13 @@ impl Buckets {
         }
     }
 
-    /// Appends encoded events to bucket `id`.
+    /// Appends encoded events to bucket `id`. Memory is counted by capacity, what the
+    /// process actually holds (growth doubles it).
     pub(super) fn append(&mut self, id: BucketId, bytes: &[u8]) {
-        self.buckets.entry(id).or_default().mem.extend_from_slice(bytes);
-        self.in_memory += bytes.len();
+        let mem = &mut self.buckets.entry(id).or_default().mem;
+        let before = mem.capacity();
+        mem.extend_from_slice(bytes);
+        self.in_memory += mem.capacity() - before;
     }
 
     /// Writes every in-memory part out when over budget.
@@ -146,7 +150,7 @@ impl Buckets {
             .into_iter()
             .map(|id| {
                 let b = self.buckets.remove(&id).expect("listed");
-                self.in_memory -= b.mem.len();
+                self.in_memory -= b.mem.capacity();
                 (id, b)
             })
             .collect();

@@ -122,15 +122,16 @@ pub struct Activity {
     pub events: Arc<Interner>,
     /// Sorted by (key, group, day): one row per active group and date.
     pub daily: Vec<GroupDay>,
-    /// Sorted by (key, group, day, event).
+    /// In day order; `group_event_daily` sorts them into output order itself.
     pub event_daily: Vec<GroupEventDay>,
     /// The hits the funnels need, sorted as documented on [`Hit`].
     pub hits: Vec<Hit>,
 }
 
 impl Activity {
-    /// Joins per-day aggregates, in any day order.
+    /// Joins per-day aggregates, given in day order.
     pub fn from_days(keys: Vec<String>, groups: Interner, events: Interner, days: Vec<DayParts>) -> Activity {
+        use rayon::slice::ParallelSliceMut;
         let mut act = Activity {
             keys,
             groups: Arc::new(groups),
@@ -144,9 +145,8 @@ impl Activity {
             act.event_daily.extend(d.event_daily);
             act.hits.extend(d.hits);
         }
-        act.daily.sort_unstable();
-        act.event_daily.sort_unstable();
-        act.hits.sort_unstable();
+        act.daily.par_sort_unstable();
+        act.hits.par_sort_unstable();
         act
     }
 
