@@ -120,10 +120,13 @@ pub struct Activity {
     pub keys: Vec<String>,
     pub groups: Arc<Interner>,
     pub events: Arc<Interner>,
-    /// Sorted by (key, group, day): one row per active group and date.
+    /// One row per active group and date, in day order.
     pub daily: Vec<GroupDay>,
-    /// In day order; `group_event_daily` sorts them into output order itself.
-    pub event_daily: Vec<GroupEventDay>,
+    /// One row per active group, date and event, a vector per day in day order (so that
+    /// `group_event_daily`, the largest table, can be built and freed a day at a time).
+    pub event_daily: Vec<Vec<GroupEventDay>>,
+    /// Every active (key, group, day), sorted: what the behaviour tables are made of.
+    pub active: Vec<(u16, Sym, Day)>,
     /// The hits the funnels need, sorted as documented on [`Hit`].
     pub hits: Vec<Hit>,
 }
@@ -137,15 +140,17 @@ impl Activity {
             groups: Arc::new(groups),
             events: Arc::new(events),
             daily: Vec::with_capacity(days.iter().map(|d| d.daily.len()).sum()),
-            event_daily: Vec::with_capacity(days.iter().map(|d| d.event_daily.len()).sum()),
+            event_daily: Vec::with_capacity(days.len()),
+            active: Vec::new(),
             hits: Vec::with_capacity(days.iter().map(|d| d.hits.len()).sum()),
         };
         for d in days {
             act.daily.extend(d.daily);
-            act.event_daily.extend(d.event_daily);
+            act.event_daily.push(d.event_daily);
             act.hits.extend(d.hits);
         }
-        act.daily.par_sort_unstable();
+        act.active = act.daily.iter().map(|r| (r.key, r.group, r.day)).collect();
+        act.active.par_sort_unstable();
         act.hits.par_sort_unstable();
         act
     }
@@ -161,13 +166,13 @@ impl Activity {
     }
 
     /// The sorted, distinct (key, group, day) triples: who was active when.
-    pub fn active_days(&self) -> Vec<(u16, Sym, Day)> {
-        self.daily.iter().map(|r| (r.key, r.group, r.day)).collect()
+    pub fn active_days(&self) -> &[(u16, Sym, Day)] {
+        &self.active
     }
 
     /// Number of distinct active (key, group).
     pub fn groups_active(&self) -> usize {
-        self.daily.chunk_by(|a, b| a.key == b.key && a.group == b.group).count()
+        self.active.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1).count()
     }
 }
 
@@ -346,7 +351,7 @@ mod tests {
                 .daily
                 .iter()
                 .map(|r| (r.key, r.group, r.day, None, r.events, r.users))
-                .chain(act.event_daily.iter().map(|r| (r.key, r.group, r.day, Some(r.event), r.events, r.users)))
+                .chain(act.event_daily.iter().flatten().map(|r| (r.key, r.group, r.day, Some(r.event), r.events, r.users)))
                 .collect();
             got.sort_unstable();
             let want: Vec<_> = want
@@ -357,7 +362,8 @@ mod tests {
             let mut sorted = hits;
             sorted.sort_unstable();
             prop_assert_eq!(&act.hits, &sorted);
-            prop_assert!(act.daily.windows(2).all(|w| w[0] < w[1]));
+            prop_assert!(act.active.windows(2).all(|w| w[0] < w[1]));
+            prop_assert!(act.daily.windows(2).all(|w| w[0].day <= w[1].day));
         }
     }
 }
