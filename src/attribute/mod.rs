@@ -386,6 +386,30 @@ fn replaces(new: Option<i64>, old: Option<i64>) -> bool {
     new >= old
 }
 
+/// Adds `e` to `kept` unless an earlier copy with the same key is there, in which case the
+/// copy [`replaces`] picks stays. Returns 1 for a duplicate, else 0.
+fn keep<K: std::hash::Hash + Eq>(
+    index: &mut FxHashMap<K, u32>,
+    kept: &mut Vec<codec::Event>,
+    key: K,
+    e: codec::Event,
+) -> u64 {
+    match index.entry(key) {
+        std::collections::hash_map::Entry::Occupied(o) => {
+            let old = &mut kept[*o.get() as usize];
+            if replaces(e.ingest_us, old.ingest_us) {
+                *old = e;
+            }
+            1
+        }
+        std::collections::hash_map::Entry::Vacant(v) => {
+            v.insert(kept.len() as u32);
+            kept.push(e);
+            0
+        }
+    }
+}
+
 /// Deduplicates one id bucket; the survivors, re-encoded by day without their key.
 fn dedup_by_id(bytes: &[u8], base: i64, mut mapper: DayMapper) -> Survivors {
     let mut dec = Decoder::new(bytes, base);
@@ -397,18 +421,7 @@ fn dedup_by_id(bytes: &[u8], base: i64, mut mapper: DayMapper) -> Survivors {
         let Dedup::Id(h) = e.dedup else {
             unreachable!("id buckets hold id-keyed events")
         };
-        match index.get(&h) {
-            Some(&i) => {
-                duplicates += 1;
-                if replaces(e.ingest_us, kept[i as usize].ingest_us) {
-                    kept[i as usize] = e;
-                }
-            }
-            None => {
-                index.insert(h, kept.len() as u32);
-                kept.push(e);
-            }
-        }
+        duplicates += keep(&mut index, &mut kept, h, e);
     }
     drop(index);
     let mut out: Vec<(Day, Vec<u8>)> = Vec::new();
@@ -459,18 +472,7 @@ fn process_day(bytes: &[u8], day: Day, rules: &Rules) -> (DayParts, AttributionS
             kept.push(e);
             continue;
         };
-        match index.get(&key) {
-            Some(&i) => {
-                stats.duplicates += 1;
-                if replaces(e.ingest_us, kept[i as usize].ingest_us) {
-                    kept[i as usize] = e;
-                }
-            }
-            None => {
-                index.insert(key, kept.len() as u32);
-                kept.push(e);
-            }
-        }
+        stats.duplicates += keep(&mut index, &mut kept, key, e);
     }
     drop(index);
 
