@@ -36,7 +36,7 @@ pub fn active_groups(act: &Activity) -> Table {
     let rank = key_ranks(&act.keys);
     // (day, key rank, key, dau, wau, mau)
     let mut rows: Vec<(Day, u32, u16, i64, i64, i64)> = Vec::new();
-    for (key, triples, first, last) in per_key(&active) {
+    for (key, triples, first, last) in per_key(active) {
         let len = (last - first + 1) as usize;
         let mut dau = vec![0i64; len];
         let mut wau = vec![0i64; len + 1];

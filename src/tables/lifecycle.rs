@@ -133,7 +133,7 @@ pub fn group_lifecycle(act: &Activity) -> Table {
     let rank = key_ranks(&act.keys);
     // (date, period kind, key rank, key, [new, returning, resurrecting, dormant])
     let mut rows: Vec<(Day, Period, u32, u16, [i64; 4])> = Vec::new();
-    for (key, triples, first, last) in per_key(&active) {
+    for (key, triples, first, last) in per_key(active) {
         for kind in Period::ALL {
             let periods = Periods::new(kind, first, last);
             let n = periods.len();

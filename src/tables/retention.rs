@@ -15,7 +15,7 @@ pub fn group_retention(act: &Activity) -> Table {
     let rank = key_ranks(&act.keys);
     // (cohort date, key rank, offset, key, cohort groups, retained groups)
     let mut rows: Vec<(Day, u32, i64, u16, i64, i64)> = Vec::new();
-    for (key, triples, first, last) in per_key(&active) {
+    for (key, triples, first, last) in per_key(active) {
         let weeks = Periods::new(Period::Week, first, last);
         let n = weeks.len();
         // Cohort c has offsets 0..n-c; its row block starts at c*n - c(c-1)/2.

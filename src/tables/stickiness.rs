@@ -17,7 +17,7 @@ pub fn group_stickiness(act: &Activity) -> Table {
     let rank = key_ranks(&act.keys);
     // (month, key rank, key, histogram of the month: [groups active on 1..=31 days])
     let mut months: Vec<(Day, u32, u16, [i64; MAX_DAYS])> = Vec::new();
-    for (key, triples, first, last) in per_key(&active) {
+    for (key, triples, first, last) in per_key(active) {
         let periods = Periods::new(Period::Month, first, last);
         let mut hist = vec![[0i64; MAX_DAYS]; periods.len()];
         for group in triples.chunk_by(|a, b| a.1 == b.1) {
