@@ -119,6 +119,14 @@ def event_rows(args):
     return None
 
 
+def size_label(n):
+    """2000000 -> "2M", 200000 -> "200k", 1000000000 -> "1B"."""
+    for div, unit in ((10**9, "B"), (10**6, "M"), (10**3, "k")):
+        if n >= div:
+            return f"{n / div:g}{unit}"
+    return str(n)
+
+
 def fmt_bytes(n):
     return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
 
@@ -219,8 +227,10 @@ def main():
         check_text = "".join(lines)
 
     md = report(args, formats, tools, results, check_text, check_ok)
+    # Size in the name: runs of different sizes on one day must not overwrite each other.
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())
     path = args.results or os.path.join(
-        HERE, f"results-{re.sub(r'[^A-Za-z0-9_.-]', '_', socket.gethostname())}-{dt.date.today().isoformat()}.md"
+        HERE, f"results-{host}-{dt.date.today().isoformat()}-{size_label(args.events)}.md"
     )
     with open(path, "w") as f:
         f.write(md)
