@@ -95,9 +95,15 @@ impl Buckets {
     /// Appends encoded events to bucket `id`. Memory is counted by capacity, what the
     /// process actually holds (growth doubles it).
     pub(super) fn append(&mut self, id: BucketId, bytes: &[u8]) {
+        self.write(id, |mem| mem.extend_from_slice(bytes));
+    }
+
+    /// Lets `write` append encoded events to bucket `id`, counted as [`Self::append`].
+    #[inline]
+    pub(super) fn write(&mut self, id: BucketId, write: impl FnOnce(&mut Vec<u8>)) {
         let mem = &mut self.buckets.entry(id).or_default().mem;
         let before = mem.capacity();
-        mem.extend_from_slice(bytes);
+        write(mem);
         self.in_memory += mem.capacity() - before;
     }
 
@@ -106,6 +112,20 @@ impl Buckets {
         if self.in_memory <= self.options.memory_budget {
             return Ok(());
         }
+        self.spill_all()
+    }
+
+    /// In a run that has spilled already, writes out what is still in memory, so that the
+    /// per-day step (which needs memory of its own) starts from an empty budget; the bytes
+    /// come back from the page cache.
+    pub(super) fn spill_rest(&mut self) -> Result<(), SpillError> {
+        if self.spilled == 0 {
+            return Ok(());
+        }
+        self.spill_all()
+    }
+
+    fn spill_all(&mut self) -> Result<(), SpillError> {
         if self.dir.is_none() {
             let parent = self.options.dir.clone().unwrap_or_else(std::env::temp_dir);
             let err = |source| SpillError {

@@ -180,8 +180,6 @@ pub struct Attributor {
     groups: Interner,
     ids: IdHasher,
     buckets: Buckets,
-    /// Per-bucket encode buffers of the batch being pushed (kept to reuse their memory).
-    scratch: Vec<(BucketId, Vec<u8>)>,
     stats: AttributionStats,
 }
 
@@ -202,7 +200,6 @@ impl Attributor {
             groups: Interner::new(),
             ids: IdHasher::new(),
             buckets: Buckets::new(spill),
-            scratch: Vec::new(),
             stats: AttributionStats::default(),
         }
     }
@@ -233,50 +230,31 @@ impl Attributor {
         let users = remap(&b.users, &mut self.users);
         let groups = remap(&b.groups, &mut self.groups);
         self.stats.events += b.events.len() as u64;
-        let mut last: Option<usize> = None;
+        // Encoded straight into the buckets: a per-file staging buffer would be as large as
+        // the file's events and, kept for reuse, pin that much memory per day seen.
         for e in &b.events {
             let id = match e.dedup {
                 Dedup::Id(h) => BucketId::Id((h >> (128 - ID_BUCKET_BITS)) as u16),
                 _ => BucketId::Day(e.day),
             };
-            // Files are mostly one day: remember the last bucket instead of searching.
-            let slot = match last {
-                Some(i) if self.scratch[i].0 == id => i,
-                _ => match self.scratch.iter().position(|(b, _)| *b == id) {
-                    Some(i) => i,
-                    None => {
-                        self.scratch.push((id, Vec::new()));
-                        self.scratch.len() - 1
-                    }
-                },
-            };
-            last = Some(slot);
             let user = if e.user == NO_USER {
                 NO_USER
             } else {
                 users[e.user as usize]
             };
             let members = &b.memberships[e.groups.start as usize..e.groups.end as usize];
-            codec::encode(
-                &mut self.scratch[slot].1,
-                base_us(id),
-                names[e.name as usize],
-                user,
-                e.time_us,
-                e.ingest_us,
-                e.dedup,
-                members.iter().map(|&(k, g)| (k, groups[g as usize])),
-            );
-        }
-        for (id, buf) in &mut self.scratch {
-            if !buf.is_empty() {
-                self.buckets.append(*id, buf);
-                buf.clear();
-            }
-        }
-        // Many small per-day buffers would otherwise pin memory across a long run.
-        if self.scratch.len() > 64 {
-            self.scratch = Vec::new();
+            self.buckets.write(id, |mem| {
+                codec::encode(
+                    mem,
+                    base_us(id),
+                    names[e.name as usize],
+                    user,
+                    e.time_us,
+                    e.ingest_us,
+                    e.dedup,
+                    members.iter().map(|&(k, g)| (k, groups[g as usize])),
+                )
+            });
         }
         self.buckets.maybe_spill()
     }
@@ -337,6 +315,7 @@ impl Attributor {
         }
 
         // Step 3: every day on its own.
+        self.buckets.spill_rest()?;
         let rules = self.rules();
         let day_buckets = self.buckets.take(true);
         let days: Vec<Result<(DayParts, AttributionStats), SpillError>> = day_buckets
