@@ -29,7 +29,7 @@ use arrow_schema::{DataType, TimeUnit};
 use super::mixpanel_fast::{
     int_epoch_us, ms_us, text_epoch_us, text_ms_us, GroupIds, PropsReader, Scratch as PropsScratch,
 };
-use super::{DedupRef, EventContext, EventRef};
+use super::{EventContext, EventRef};
 use crate::sources::JSON_TEXT_COLUMNS;
 
 /// Top-level names `mixpanel::event` may read besides the event name, the group keys and
@@ -471,15 +471,7 @@ impl<'a> Flat<'a> {
                 col.push(i, k as u16, ids)?;
             }
         }
-        let ids: &'s GroupIds<'a> = ids;
-        Some(EventRef {
-            name,
-            user,
-            time_us,
-            ingest_us,
-            dedup: DedupRef::NameUserTime(insert_id),
-            groups: ids.as_slice(),
-        })
+        Some(ids.event(name, user, time_us, ingest_us, insert_id))
     }
 }
 

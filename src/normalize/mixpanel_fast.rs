@@ -179,6 +179,25 @@ impl<'a> GroupIds<'a> {
         }
     }
 
+    /// The Mixpanel event (dedup by name, user, time and insert id) with these memberships.
+    pub(crate) fn event<'s>(
+        &'s self,
+        name: &'s str,
+        user: Option<&'s str>,
+        time_us: i64,
+        ingest_us: Option<i64>,
+        insert_id: Option<&'s str>,
+    ) -> EventRef<'s> {
+        EventRef {
+            name,
+            user,
+            time_us,
+            ingest_us,
+            dedup: DedupRef::NameUserTime(insert_id),
+            groups: self.as_slice(),
+        }
+    }
+
     pub(crate) fn as_slice(&self) -> &[(u16, Cow<'a, str>)] {
         &self.ids
     }
@@ -388,15 +407,7 @@ impl<'k> PropsReader<'k> {
                 Val::Absent | Val::Null | Val::Other => {}
             }
         }
-        let ids: &'s GroupIds<'a> = ids;
-        Some(EventRef {
-            name,
-            user,
-            time_us,
-            ingest_us,
-            dedup: DedupRef::NameUserTime(insert_id),
-            groups: ids.as_slice(),
-        })
+        Some(ids.event(name, user, time_us, ingest_us, insert_id))
     }
 }
 
