@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::attribute::SpillOptions;
+use crate::attribute::{SpillOptions, DEFAULT_BUDGET_MIB};
 use crate::job::Job;
 use crate::runner::{self, RunError, RunOptions};
 use crate::sources;
@@ -43,7 +43,7 @@ pub struct Cli {
         long,
         global = true,
         value_name = "MIB",
-        default_value_t = 1024,
+        default_value_t = DEFAULT_BUDGET_MIB,
         env = "GROUPETL_MEMORY_BUDGET"
     )]
     pub memory_budget: u64,

@@ -33,7 +33,8 @@ impl Default for SpillOptions {
 }
 
 /// 1 GiB of encoded events: ~40M events stay in memory, larger inputs spill.
-pub const DEFAULT_BUDGET: usize = 1 << 30;
+pub const DEFAULT_BUDGET_MIB: u64 = 1024;
+const DEFAULT_BUDGET: usize = (DEFAULT_BUDGET_MIB as usize) << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) enum BucketId {
@@ -51,11 +52,14 @@ pub(super) struct Bucket {
 
 impl Bucket {
     /// The bucket's bytes, file part first.
-    pub(super) fn load(self) -> std::io::Result<Vec<u8>> {
+    pub(super) fn load(self) -> Result<Vec<u8>, SpillError> {
         match self.file {
             None => Ok(self.mem),
             Some(path) => {
-                let mut all = std::fs::read(&path)?;
+                let mut all = std::fs::read(&path).map_err(|source| SpillError {
+                    path: path.display().to_string(),
+                    source,
+                })?;
                 let _ = std::fs::remove_file(&path);
                 all.extend_from_slice(&self.mem);
                 Ok(all)
@@ -65,7 +69,7 @@ impl Bucket {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot spill events to `{path}`: {source}")]
+#[error("spilling events to disk: `{path}`: {source}")]
 pub struct SpillError {
     pub path: String,
     pub source: std::io::Error,
@@ -158,23 +162,34 @@ impl Buckets {
         Ok(())
     }
 
-    /// Takes the buckets of one kind out, in id order.
-    pub(super) fn take(&mut self, want_day: bool) -> Vec<(BucketId, Bucket)> {
-        let ids: Vec<BucketId> = self
-            .buckets
-            .keys()
-            .filter(|id| matches!(id, BucketId::Day(_)) == want_day)
-            .copied()
-            .collect();
-        let mut out: Vec<(BucketId, Bucket)> = ids
+    /// Takes the day buckets out, in day order.
+    pub(super) fn take_days(&mut self) -> Vec<(Day, Bucket)> {
+        self.take_where(|id| match id {
+            BucketId::Day(d) => Some(d),
+            BucketId::Id(_) => None,
+        })
+    }
+
+    /// Takes the id buckets out, in id order.
+    pub(super) fn take_ids(&mut self) -> Vec<Bucket> {
+        let ids = self.take_where(|id| match id {
+            BucketId::Id(h) => Some(h),
+            BucketId::Day(_) => None,
+        });
+        ids.into_iter().map(|(_, b)| b).collect()
+    }
+
+    fn take_where<K: Ord>(&mut self, pick: impl Fn(BucketId) -> Option<K>) -> Vec<(K, Bucket)> {
+        let ids: Vec<BucketId> = self.buckets.keys().copied().filter(|&id| pick(id).is_some()).collect();
+        let mut out: Vec<(K, Bucket)> = ids
             .into_iter()
             .map(|id| {
                 let b = self.buckets.remove(&id).expect("listed");
                 self.in_memory -= b.mem.capacity();
-                (id, b)
+                (pick(id).expect("picked"), b)
             })
             .collect();
-        out.sort_unstable_by_key(|(id, _)| *id);
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
     }
 

@@ -30,7 +30,7 @@ use crate::job::{Clock, Job};
 use crate::normalize::{DedupRef, EventRef, RawEvent};
 use crate::tables::{Activity, DayParts, Hit};
 use buckets::{BucketId, Buckets};
-pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET};
+pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET_MIB};
 use codec::{Decoder, Dedup};
 
 const US_PER_DAY: i64 = 86_400_000_000;
@@ -291,17 +291,14 @@ impl Attributor {
     pub fn finish(mut self) -> Result<(Activity, AttributionStats), SpillError> {
         // Step 2: id buckets → day buckets, a few at a time so that their survivors are
         // appended (and spilled when over budget) before the next ones are loaded.
-        let mut id_buckets = self.buckets.take(false);
+        let mut id_buckets = self.buckets.take_ids();
         let width = rayon::current_num_threads().max(1);
         while !id_buckets.is_empty() {
             let rest = id_buckets.split_off(width.min(id_buckets.len()));
             let mapper = &self.mapper;
             let moved: Vec<Result<Survivors, SpillError>> = id_buckets
                 .into_par_iter()
-                .map(|(id, bucket)| {
-                    let bytes = bucket.load().map_err(|source| spill_read_error(id, source))?;
-                    Ok(dedup_by_id(&bytes, base_us(id), mapper.clone()))
-                })
+                .map(|bucket| Ok(dedup_by_id(&bucket.load()?, ID_BASE_US, mapper.clone())))
                 .collect();
             for r in moved {
                 let (days, duplicates) = r?;
@@ -317,16 +314,11 @@ impl Attributor {
         // Step 3: every day on its own.
         self.buckets.spill_rest()?;
         let rules = self.rules();
-        let day_buckets = self.buckets.take(true);
-        let days: Vec<Result<(DayParts, AttributionStats), SpillError>> = day_buckets
+        let days: Vec<Result<(DayParts, AttributionStats), SpillError>> = self
+            .buckets
+            .take_days()
             .into_par_iter()
-            .map(|(id, bucket)| {
-                let BucketId::Day(day) = id else {
-                    unreachable!("day buckets only")
-                };
-                let bytes = bucket.load().map_err(|source| spill_read_error(id, source))?;
-                Ok(process_day(&bytes, day, &rules))
-            })
+            .map(|(day, bucket)| Ok(process_day(&bucket.load()?, day, &rules)))
             .collect();
         let mut parts = Vec::with_capacity(days.len());
         for d in days {
@@ -344,18 +336,19 @@ impl Attributor {
 /// An id bucket's survivors, encoded per day, and the number of duplicates dropped.
 type Survivors = (Vec<(Day, Vec<u8>)>, u64);
 
+/// Times in id buckets are stored relative to this (no day to anchor them).
+const ID_BASE_US: i64 = 0;
+
+/// Times in a bucket are stored relative to its base: its day's UTC midnight.
 fn base_us(id: BucketId) -> i64 {
     match id {
-        BucketId::Day(d) => d as i64 * US_PER_DAY,
-        BucketId::Id(_) => 0,
+        BucketId::Day(d) => day_base_us(d),
+        BucketId::Id(_) => ID_BASE_US,
     }
 }
 
-fn spill_read_error(id: BucketId, source: std::io::Error) -> SpillError {
-    SpillError {
-        path: format!("{id:?}"),
-        source,
-    }
+fn day_base_us(day: Day) -> i64 {
+    day as i64 * US_PER_DAY
 }
 
 /// Whether copy `new` replaces the kept copy `old` of the same event: the latest ingested
@@ -415,7 +408,7 @@ fn dedup_by_id(bytes: &[u8], base: i64, mut mapper: DayMapper) -> Survivors {
         };
         codec::encode(
             &mut out[slot].1,
-            day as i64 * US_PER_DAY,
+            day_base_us(day),
             e.name,
             e.user,
             e.time_us,
@@ -439,7 +432,7 @@ fn day_key(e: &codec::Event) -> Option<(Sym, Sym, i64, Option<u64>)> {
 /// Deduplicates, attributes and aggregates one day bucket.
 fn process_day(bytes: &[u8], day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
     let mut stats = AttributionStats::default();
-    let mut dec = Decoder::new(bytes, day as i64 * US_PER_DAY);
+    let mut dec = Decoder::new(bytes, day_base_us(day));
     // Sized once from the bucket (events are ~20-30 bytes) instead of rehashing as it fills.
     let estimate = bytes.len() / 20;
     let mut groups = Vec::with_capacity(estimate * 3 / 2);

@@ -28,12 +28,9 @@ use super::{DedupRef, EventContext, EventRef, RawEvent};
 
 /// The event in `text` (an NDJSON line), or `None` to take the general path.
 pub fn event(text: &[u8], ctx: &EventContext) -> Option<RawEvent> {
-    let reader = PropsReader::new(ctx.keys);
-    let mut s = Scratch::default();
-    if !reader.parse_record(text, &mut s) {
-        return None;
-    }
-    reader.record_event(&mut s).map(|e| e.to_owned())
+    let mut out = None;
+    push_event(text, &PropsReader::new(ctx.keys), &mut |e| out = Some(e.to_owned()));
+    out
 }
 
 /// [`event`] without copying: the event in `text` is handed to `push` borrowed, with

@@ -288,11 +288,9 @@ impl Sink {
             return Ok(());
         };
         let (name, format) = (self.file_name(), self.format);
-        parts.par_iter().try_for_each(|(table, p, rows)| {
-            let dir = staging.join(p.key());
-            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-            encode(format, table, rows.clone(), &dir.join(&name))
-        })?;
+        parts
+            .par_iter()
+            .try_for_each(|(table, p, rows)| encode(format, table, rows.clone(), &local_staged(staging, p, &name)?))?;
         for (_, p, _) in parts {
             self.queue_put(p);
         }
@@ -311,13 +309,10 @@ impl Sink {
     /// Encodes one partition into staging and queues its publication.
     pub fn put(&mut self, table: &Table, p: &Partition, rows: std::ops::Range<usize>) -> Result<(), SinkError> {
         let key = p.key();
-        let staged = format!("{STAGING}/{}/{key}/{}", self.run_id, self.file_name());
+        let name = self.file_name();
+        let staged = format!("{STAGING}/{}/{key}/{name}", self.run_id);
         let path = match &mut self.backend {
-            Backend::Local { staging } => {
-                let dir = staging.join(&key);
-                std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-                dir.join(self.file_name())
-            }
+            Backend::Local { staging } => local_staged(staging, p, &name)?,
             Backend::S3 { scratch, .. } => {
                 let scratch = match scratch {
                     Some(s) => s,
@@ -429,6 +424,13 @@ pub fn recover(root: &Root) -> Result<Option<String>, SinkError> {
         Root::Local(dir) => local::recover(dir),
         Root::S3(s) => s3::recover(s),
     }
+}
+
+/// The staging path of partition `p` under a local `staging` folder, its folder made.
+fn local_staged(staging: &Path, p: &Partition, file_name: &str) -> Result<PathBuf, SinkError> {
+    let dir = staging.join(p.key());
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    Ok(dir.join(file_name))
 }
 
 /// Writes `rows` of `table` to `path` (the partition column, if any, lives in the path).
