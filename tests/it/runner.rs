@@ -375,3 +375,58 @@ fn spilling_every_batch_to_disk_gives_the_same_tables() {
         }
     }
 }
+
+#[test]
+fn an_id_resent_on_another_day_counts_once_on_its_latest_copy() {
+    // PostHog dedups by `uuid` alone, and a re-sent event may carry another timestamp: its
+    // copies land in different days, which is why id-keyed events are deduplicated by id
+    // hash before they are split by day. Checked in memory and spilling after every file.
+    let dir = tempfile::tempdir().unwrap();
+    let ev = |uuid: &str, ts: &str, created: &str, group: &str| {
+        serde_json::json!({"uuid": uuid, "event": "Click", "distinct_id": "u1", "timestamp": ts,
+            "created_at": created, "properties": {"$groups": {"company": group}}})
+        .to_string()
+    };
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let a = [
+        ev("x", "2024-01-01T10:00:00Z", "2024-01-01T10:00:01Z", "c1"),
+        ev("y", "2024-01-02T10:00:00Z", "2024-01-05T00:00:00Z", "c1"),
+    ];
+    // `x` is re-sent later (it wins, on 01-02); `y`'s second copy is older (it loses).
+    let b = [
+        ev("x", "2024-01-02T10:00:00Z", "2024-01-03T00:00:00Z", "c2"),
+        ev("y", "2024-01-03T10:00:00Z", "2024-01-04T00:00:00Z", "c2"),
+    ];
+    std::fs::write(input.join("a.ndjson"), a.join("\n")).unwrap();
+    std::fs::write(input.join("b.ndjson"), b.join("\n")).unwrap();
+    for (name, budget) in [("memory", usize::MAX), ("disk", 0)] {
+        let out = dir.path().join(name);
+        let text = format!(
+            "version = 1\nname = \"resent\"\n[events]\nformat = \"posthog\"\npaths = [{:?}]\n\
+             [[group_keys]]\nkey = \"company\"\n[output]\npath = {:?}\n",
+            input.join("*.ndjson").to_str().unwrap(),
+            out.to_str().unwrap()
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let job = groupetl::job::Job::load(&path).unwrap();
+        let opts = groupetl::runner::RunOptions {
+            spill: groupetl::attribute::SpillOptions {
+                dir: Some(dir.path().join("spill")),
+                memory_budget: budget,
+            },
+            ..Default::default()
+        };
+        let summary = groupetl::runner::run(&job, &opts).unwrap();
+        assert_eq!(summary.attribution.duplicates, 2, "{name}");
+        assert_eq!(
+            read_table(&out, "group_daily"),
+            [
+                "date=2024-01-02 | group_key=company | group_id=c1 | events=1 | users=1",
+                "date=2024-01-02 | group_key=company | group_id=c2 | events=1 | users=1",
+            ],
+            "{name}"
+        );
+    }
+}
