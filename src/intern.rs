@@ -1,8 +1,16 @@
 //! String interning: group ids, event names and user ids become dense `u32`s once, at
 //! normalisation, so attribution, dedup and every table hash and sort integers instead
 //! of strings.
+//!
+//! [`Interner`] is the single-threaded table. Reader threads share a [`SharedInterner`]
+//! for event names and group ids, sharded by hash so that threads rarely meet on a lock,
+//! each with its own cache in front ([`LocalInterner`]): the shared table sees one lookup
+//! per distinct string per batch, not one per event. User ids are hashed, not interned
+//! ([`UserKey`]).
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
@@ -10,9 +18,25 @@ use rustc_hash::FxBuildHasher;
 /// Id of an interned string.
 pub type Sym = u32;
 
+/// A user id as the tables know it: its 64-bit XXH3 hash. User ids are only ever
+/// compared, and only within one day (distinct users per group and day, Mixpanel's dedup
+/// key), so they are never interned: no table of a billion ids to build or probe. Two
+/// users of one group on one day share a key with odds of about n²/2⁶⁵ for n users
+/// there: under 10⁻⁹ for 100,000.
+pub type UserKey = u64;
+
 /// Marker for "no user": events with an empty or missing user id count as events but
 /// never as users.
-pub const NO_USER: Sym = Sym::MAX;
+pub const NO_USER: UserKey = UserKey::MAX;
+
+/// The [`UserKey`] of a user id.
+#[inline]
+pub fn user_key(s: &str) -> UserKey {
+    match twox_hash::XxHash3_64::oneshot(s.as_bytes()) {
+        NO_USER => NO_USER - 1,
+        k => k,
+    }
+}
 
 /// An append-only string table. The strings live end to end in one buffer (no allocation
 /// per string: a million user ids cost their bytes plus 12 bytes each); the hash table
@@ -39,7 +63,10 @@ impl std::fmt::Debug for Interner {
     }
 }
 
-fn hash(s: &str) -> u64 {
+/// The hash every interner keys strings by; callers that intern one string in two
+/// tables compute it once.
+#[inline]
+pub fn hash(s: &str) -> u64 {
     FxBuildHasher.hash_one(s)
 }
 
@@ -62,13 +89,18 @@ impl Interner {
 
     /// The id of `s`, adding it when new.
     pub fn intern(&mut self, s: &str) -> Sym {
-        let h = hash(s);
+        self.intern_hashed(s, hash(s))
+    }
+
+    /// [`Self::intern`] for a string whose [`hash`] is `h`.
+    #[inline]
+    pub fn intern_hashed(&mut self, s: &str, h: u64) -> Sym {
         let (text, ends) = (&self.text, &self.ends);
         if let Some(&id) = self.ids.find(h, |&id| span(text, ends, id) == s) {
             return id;
         }
         let id = Sym::try_from(self.ends.len()).expect("fewer than 2^32 distinct strings");
-        assert!(id != NO_USER, "interner full");
+        assert!(id != Sym::MAX, "interner full");
         self.text.push_str(s);
         self.ends.push(self.text.len());
         let (text, ends) = (&self.text, &self.ends);
@@ -94,5 +126,148 @@ impl Interner {
 
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+}
+
+/// Shards of the shared tables: enough that 16 reader threads seldom wait on one lock.
+const SHARDS: usize = 64;
+
+/// Shard of a hash: bits clear of those hashbrown uses for buckets (low) and tags (top
+/// seven), so each shard's table still spreads its keys.
+#[inline]
+fn shard_of(h: u64) -> usize {
+    (h >> 40) as usize % SHARDS
+}
+
+/// An interner many threads add to at once. Ids are dense but numbered in the order
+/// threads happen to get to strings: [`SharedInterner::into_sorted`] renumbers them in
+/// byte order, so that nothing downstream depends on thread timing.
+pub struct SharedInterner {
+    shards: Box<[Mutex<Shard>]>,
+    next: AtomicU32,
+}
+
+#[derive(Default)]
+struct Shard {
+    strings: Interner,
+    /// Shared id of each of `strings`.
+    ids: Vec<Sym>,
+}
+
+impl Default for SharedInterner {
+    fn default() -> Self {
+        SharedInterner {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            next: AtomicU32::new(0),
+        }
+    }
+}
+
+impl SharedInterner {
+    /// The id of `s`, whose [`hash`] is `h`, adding it when new.
+    pub fn intern_hashed(&self, s: &str, h: u64) -> Sym {
+        let mut shard = self.shards[shard_of(h)].lock().unwrap_or_else(|p| p.into_inner());
+        let local = shard.strings.intern_hashed(s, h) as usize;
+        if local == shard.ids.len() {
+            let id = self.next.fetch_add(1, Ordering::Relaxed);
+            assert!(id < Sym::MAX, "fewer than 2^32 - 1 distinct strings");
+            shard.ids.push(id);
+        }
+        shard.ids[local]
+    }
+
+    pub fn len(&self) -> usize {
+        self.next.load(Ordering::Relaxed) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The strings as an [`Interner`] whose ids follow byte order, and for every id
+    /// handed out here its id there.
+    pub fn into_sorted(self) -> (Interner, Vec<Sym>) {
+        let n = self.len();
+        let shards: Vec<Shard> = self
+            .shards
+            .into_vec()
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .collect();
+        // (shard, index in shard) of every shared id.
+        let mut at: Vec<(u32, Sym)> = vec![(0, 0); n];
+        for (i, shard) in shards.iter().enumerate() {
+            for (local, &id) in shard.ids.iter().enumerate() {
+                at[id as usize] = (i as u32, local as Sym);
+            }
+        }
+        let text = |id: Sym| {
+            let (shard, local) = at[id as usize];
+            shards[shard as usize].strings.resolve(local)
+        };
+        let mut order: Vec<Sym> = (0..n as Sym).collect();
+        order.sort_unstable_by(|&a, &b| text(a).cmp(text(b)));
+        let mut sorted = Interner::new();
+        let mut remap = vec![0; n];
+        for id in order {
+            remap[id as usize] = sorted.intern(text(id));
+        }
+        (sorted, remap)
+    }
+}
+
+/// One thread's cache in front of a [`SharedInterner`].
+#[derive(Default, Clone)]
+pub struct LocalInterner {
+    strings: Interner,
+    ids: Vec<Sym>,
+}
+
+impl LocalInterner {
+    /// The shared id of `s`.
+    #[inline]
+    pub fn get(&mut self, s: &str, shared: &SharedInterner) -> Sym {
+        let h = hash(s);
+        let local = self.strings.intern_hashed(s, h) as usize;
+        if local == self.ids.len() {
+            self.ids.push(shared.intern_hashed(s, h));
+        }
+        self.ids[local]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_ids_are_renumbered_in_byte_order() {
+        let shared = SharedInterner::default();
+        let words = ["pear", "apple", "fig", "apple", "", "Zebra", "fig"];
+        let mut local = LocalInterner::default();
+        let got: Vec<Sym> = std::thread::scope(|s| {
+            // Another thread adds in another order first.
+            s.spawn(|| {
+                let mut other = LocalInterner::default();
+                for w in words.iter().rev() {
+                    other.get(w, &shared);
+                }
+            });
+            words.iter().map(|w| local.get(w, &shared)).collect()
+        });
+        assert_eq!(shared.len(), 5);
+        let (sorted, remap) = shared.into_sorted();
+        let names: Vec<&str> = (0..sorted.len() as Sym).map(|i| sorted.resolve(i)).collect();
+        assert_eq!(names, ["", "Zebra", "apple", "fig", "pear"]);
+        for (w, id) in words.iter().zip(got) {
+            assert_eq!(sorted.resolve(remap[id as usize]), *w);
+        }
+    }
+
+    #[test]
+    fn user_keys_never_mean_no_user() {
+        assert_ne!(user_key("u1"), user_key("u2"));
+        assert_eq!(user_key("u1"), user_key("u1"));
+        assert!(["", "u1", "x"].iter().all(|u| user_key(u) != NO_USER));
     }
 }

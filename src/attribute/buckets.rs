@@ -102,6 +102,20 @@ impl Buckets {
         self.write(id, |mem| mem.extend_from_slice(bytes));
     }
 
+    /// Appends `bytes` to bucket `id`, taking the buffer itself when the bucket's memory
+    /// part is empty (a file's events usually are all of a bucket's new bytes).
+    pub(super) fn append_owned(&mut self, id: BucketId, bytes: Vec<u8>) {
+        let mem = &mut self.buckets.entry(id).or_default().mem;
+        if mem.is_empty() {
+            self.in_memory = self.in_memory - mem.capacity() + bytes.capacity();
+            *mem = bytes;
+        } else {
+            let before = mem.capacity();
+            mem.extend_from_slice(&bytes);
+            self.in_memory += mem.capacity() - before;
+        }
+    }
+
     /// Lets `write` append encoded events to bucket `id`, counted as [`Self::append`].
     #[inline]
     pub(super) fn write(&mut self, id: BucketId, write: impl FnOnce(&mut Vec<u8>)) {

@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use crate::intern::{Sym, NO_USER};
+use crate::intern::{Sym, UserKey, NO_USER};
 
 /// What identifies duplicates of an event, after hashing (see `super::IdHasher`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,7 +25,7 @@ pub(super) enum Dedup {
 #[derive(Debug, Clone)]
 pub(super) struct Event {
     pub name: Sym,
-    pub user: Sym,
+    pub user: UserKey,
     pub time_us: i64,
     pub ingest_us: Option<i64>,
     pub dedup: Dedup,
@@ -66,7 +66,7 @@ pub(super) fn encode(
     buf: &mut Vec<u8>,
     base_us: i64,
     name: Sym,
-    user: Sym,
+    user: UserKey,
     time_us: i64,
     ingest_us: Option<i64>,
     dedup: Dedup,
@@ -87,7 +87,7 @@ pub(super) fn encode(
     buf.push(tag);
     put(buf, name as u64);
     if user != NO_USER {
-        put(buf, user as u64);
+        buf.extend_from_slice(&user.to_le_bytes());
     }
     put(buf, zigzag(time_us.wrapping_sub(base_us)));
     if let Some(i) = ingest_us {
@@ -148,7 +148,7 @@ impl<'a> Decoder<'a> {
         self.pos += 1;
         let name = self.get() as Sym;
         let user = if tag & HAS_USER != 0 {
-            self.get() as Sym
+            u64::from_le_bytes(self.bytes())
         } else {
             NO_USER
         };
@@ -193,12 +193,12 @@ mod tests {
         ]
     }
 
-    type Ev = (Sym, Sym, i64, Option<i64>, Dedup, Vec<(u16, Sym)>);
+    type Ev = (Sym, UserKey, i64, Option<i64>, Dedup, Vec<(u16, Sym)>);
 
     proptest! {
         #[test]
         fn round_trips(base in any::<i64>(), events in prop::collection::vec(
-            (any::<Sym>(), prop_oneof![Just(NO_USER), any::<Sym>()], any::<i64>(),
+            (any::<Sym>(), prop_oneof![Just(NO_USER), any::<UserKey>()], any::<i64>(),
              any::<Option<i64>>(), dedup(), prop::collection::vec((any::<u16>(), any::<Sym>()), 0..4)),
             0..20,
         )) {

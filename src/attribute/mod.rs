@@ -20,12 +20,13 @@ mod buckets;
 mod codec;
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::calendar::{Day, DayMapper};
-use crate::intern::{Interner, Sym, NO_USER};
+use crate::intern::{user_key, Interner, LocalInterner, SharedInterner, Sym, UserKey, NO_USER};
 use crate::job::{Clock, Job};
 use crate::normalize::{DedupRef, EventRef, RawEvent};
 use crate::tables::{Activity, DayParts, Hit};
@@ -66,47 +67,48 @@ impl std::ops::AddAssign for AttributionStats {
     }
 }
 
-/// Insert ids / message ids as keyed hashes, so that the text of ids (unique per event)
-/// is never kept: two SipHash keys drawn per run give 128 bits, where a false match needs
-/// ~2^64 distinct ids. Shared by the batches of one run so equal ids hash equally.
+/// Insert ids / message ids as seeded hashes, so that the text of ids (unique per event)
+/// is never kept: XXH3 with seeds drawn per run; 128 bits for ids that alone identify an
+/// event (a false match needs ~2^64 distinct ids), 64 bits for Mixpanel's, which only
+/// separate events already equal in name, user and microsecond. Shared by the batches of
+/// one run so equal ids hash equally.
 #[derive(Clone)]
-struct IdHasher(std::hash::RandomState, std::hash::RandomState);
+struct IdHasher(u64);
 
 impl IdHasher {
     fn new() -> Self {
-        IdHasher(std::hash::RandomState::new(), std::hash::RandomState::new())
+        IdHasher(std::hash::RandomState::new().hash_one(0u64))
     }
 
     fn hash64(&self, id: &str) -> u64 {
-        self.0.hash_one(id)
+        twox_hash::XxHash3_64::oneshot_with_seed(self.0, id.as_bytes())
     }
 
     fn hash128(&self, id: &str) -> u128 {
-        ((self.0.hash_one(id) as u128) << 64) | self.1.hash_one(id) as u128
+        twox_hash::XxHash3_128::oneshot_with_seed(self.0, id.as_bytes())
     }
 }
 
-#[derive(Debug, Clone)]
-struct LocalEvent {
-    name: Sym,
-    user: Sym,
-    time_us: i64,
-    ingest_us: Option<i64>,
-    dedup: Dedup,
-    day: Day,
-    groups: std::ops::Range<u32>,
+/// The run's string tables, filled by every reader thread at once.
+#[derive(Default)]
+struct Strings {
+    events: SharedInterner,
+    groups: SharedInterner,
 }
 
-/// One file's events, interned against the file's own tables on a worker thread.
+/// Part of one file's events, encoded on a worker thread: strings get the run's shared
+/// ids there (through per-batch caches), so the in-order step only appends bytes.
 #[derive(Clone)]
 pub struct Batch {
     ids: IdHasher,
     mapper: DayMapper,
-    names: Interner,
-    users: Interner,
-    groups: Interner,
-    events: Vec<LocalEvent>,
-    memberships: Vec<(u16, Sym)>,
+    strings: Arc<Strings>,
+    names: LocalInterner,
+    groups: LocalInterner,
+    members: Vec<(u16, Sym)>,
+    /// Encoded events by bucket, in input order within each; the last one used first.
+    out: Vec<(BucketId, Vec<u8>)>,
+    events: u64,
 }
 
 impl Batch {
@@ -136,25 +138,45 @@ impl Batch {
         dedup: DedupRef,
         groups: impl Iterator<Item = (u16, &'s str)>,
     ) {
-        let start = self.memberships.len() as u32;
+        let strings = &*self.strings;
+        self.members.clear();
         for (k, g) in groups {
-            let g = self.groups.intern(g);
-            self.memberships.push((k, g));
+            self.members.push((k, self.groups.get(g, &strings.groups)));
         }
         let dedup = match dedup {
             DedupRef::NameUserTime(id) => Dedup::NameUserTime(id.map(|i| self.ids.hash64(i))),
             DedupRef::Id(id) => Dedup::Id(self.ids.hash128(id)),
             DedupRef::Unique => Dedup::Unique,
         };
-        self.events.push(LocalEvent {
-            name: self.names.intern(name),
-            user: user.map_or(NO_USER, |u| self.users.intern(u)),
+        let name = self.names.get(name, &strings.events);
+        let user = user.map_or(NO_USER, user_key);
+        let id = match dedup {
+            Dedup::Id(h) => BucketId::Id((h >> (128 - ID_BUCKET_BITS)) as u16),
+            _ => BucketId::Day(self.mapper.day(time_us)),
+        };
+        // Most files hold one day: the bucket of the previous event is first in line.
+        let slot = match self.out.iter().position(|(b, _)| *b == id) {
+            Some(i) => i,
+            None => {
+                self.out.push((id, Vec::new()));
+                self.out.len() - 1
+            }
+        };
+        if slot != 0 {
+            self.out.swap(0, slot);
+        }
+        let buf = &mut self.out[0].1;
+        codec::encode(
+            buf,
+            base_us(id),
+            name,
+            user,
             time_us,
             ingest_us,
             dedup,
-            day: self.mapper.day(time_us),
-            groups: start..self.memberships.len() as u32,
-        });
+            self.members.iter().copied(),
+        );
+        self.events += 1;
     }
 }
 
@@ -166,6 +188,14 @@ struct Rules {
     excluded: Vec<bool>,
     /// By `event * keys + key`: whether a funnel of that key has that event as a step.
     funnel_step: Vec<bool>,
+    canon: Canon,
+}
+
+/// Final ids of the event names and group ids the readers numbered as they met them:
+/// byte order, so that results never depend on thread timing.
+struct Canon {
+    events: Vec<Sym>,
+    groups: Vec<Sym>,
 }
 
 /// Streaming dedup over canonical events; [`Attributor::finish`] attributes them.
@@ -175,9 +205,7 @@ pub struct Attributor {
     exclude: Vec<String>,
     funnels: Vec<(String, Vec<String>)>,
     mapper: DayMapper,
-    events: Interner,
-    users: Interner,
-    groups: Interner,
+    strings: Arc<Strings>,
     ids: IdHasher,
     buckets: Buckets,
     stats: AttributionStats,
@@ -195,85 +223,53 @@ impl Attributor {
                 .map(|f| (f.group_key.clone(), f.steps.clone()))
                 .collect(),
             mapper: DayMapper::new(job.timezone),
-            events: Interner::new(),
-            users: Interner::new(),
-            groups: Interner::new(),
+            strings: Arc::default(),
             ids: IdHasher::new(),
             buckets: Buckets::new(spill),
             stats: AttributionStats::default(),
         }
     }
 
-    /// A [`Batch`] for one input file, to be filled on a worker thread.
+    /// An empty [`Batch`], to be filled on a worker thread.
     pub fn batch(&self) -> Batch {
         Batch {
             ids: self.ids.clone(),
             mapper: self.mapper.clone(),
-            names: Interner::new(),
-            users: Interner::new(),
-            groups: Interner::new(),
-            events: Vec::new(),
-            memberships: Vec::new(),
+            strings: self.strings.clone(),
+            names: LocalInterner::default(),
+            groups: LocalInterner::default(),
+            members: Vec::new(),
+            out: Vec::new(),
+            events: 0,
         }
     }
 
-    /// Adds a file's events; batches must arrive in input order. The batch's strings are
-    /// interned once each here, so this single-threaded step does one hash lookup per
-    /// distinct string, not per event, and then only encodes.
+    /// Adds a batch's events; batches must arrive in input order (dedup ties go to the
+    /// later copy). Only appends bytes: the encoding was done by the batch's thread.
     pub fn push_batch(&mut self, b: Batch) -> Result<(), SpillError> {
-        let remap = |local: &Interner, global: &mut Interner| -> Vec<Sym> {
-            (0..local.len() as Sym)
-                .map(|i| global.intern(local.resolve(i)))
-                .collect()
-        };
-        let names = remap(&b.names, &mut self.events);
-        let users = remap(&b.users, &mut self.users);
-        let groups = remap(&b.groups, &mut self.groups);
-        self.stats.events += b.events.len() as u64;
-        // Encoded straight into the buckets: a per-file staging buffer would be as large as
-        // the file's events and, kept for reuse, pin that much memory per day seen.
-        for e in &b.events {
-            let id = match e.dedup {
-                Dedup::Id(h) => BucketId::Id((h >> (128 - ID_BUCKET_BITS)) as u16),
-                _ => BucketId::Day(e.day),
-            };
-            let user = if e.user == NO_USER {
-                NO_USER
-            } else {
-                users[e.user as usize]
-            };
-            let members = &b.memberships[e.groups.start as usize..e.groups.end as usize];
-            self.buckets.write(id, |mem| {
-                codec::encode(
-                    mem,
-                    base_us(id),
-                    names[e.name as usize],
-                    user,
-                    e.time_us,
-                    e.ingest_us,
-                    e.dedup,
-                    members.iter().map(|&(k, g)| (k, groups[g as usize])),
-                )
-            });
+        self.stats.events += b.events;
+        for (id, bytes) in b.out {
+            self.buckets.append_owned(id, bytes);
         }
         self.buckets.maybe_spill()
     }
 
-    fn rules(&self) -> Rules {
+    /// The rules over `events`, the run's event names in their final numbering.
+    fn rules(&self, events: &Interner, canon: Canon) -> Rules {
         let nkeys = self.job_keys.len();
-        let mut excluded = vec![false; self.events.len()];
+        let mut excluded = vec![false; events.len()];
         for n in &self.exclude {
-            if let Some(s) = self.events.get(n) {
+            if let Some(s) = events.get(n) {
                 excluded[s as usize] = true;
             }
         }
-        let mut funnel_step = vec![false; self.events.len() * nkeys];
+        let mut funnel_step = vec![false; events.len() * nkeys];
         for (key, steps) in &self.funnels {
             let Some(k) = self.job_keys.iter().position(|j| j == key) else {
                 continue;
             };
             for step in steps {
-                if let Some(s) = self.events.get(step) {
+                if let Some(s) = events.get(step) {
                     funnel_step[s as usize * nkeys + k] = true;
                 }
             }
@@ -283,6 +279,7 @@ impl Attributor {
             effective: self.effective.clone(),
             excluded,
             funnel_step,
+            canon,
         }
     }
 
@@ -313,7 +310,17 @@ impl Attributor {
 
         // Step 3: every day on its own.
         self.buckets.spill_rest()?;
-        let rules = self.rules();
+        let strings = Arc::try_unwrap(std::mem::take(&mut self.strings))
+            .unwrap_or_else(|_| panic!("every batch is pushed or dropped before attribution finishes"));
+        let (events, events_canon) = strings.events.into_sorted();
+        let (groups, groups_canon) = strings.groups.into_sorted();
+        let rules = self.rules(
+            &events,
+            Canon {
+                events: events_canon,
+                groups: groups_canon,
+            },
+        );
         let days: Vec<Result<(DayParts, AttributionStats), SpillError>> = self
             .buckets
             .take_days()
@@ -328,7 +335,7 @@ impl Attributor {
         }
         self.stats.spilled_bytes = self.buckets.spilled;
         drop(self.buckets.into_dir());
-        let activity = Activity::from_days(rules.keys, self.groups, self.events, parts);
+        let activity = Activity::from_days(rules.keys, groups, events, parts);
         Ok((activity, self.stats))
     }
 }
@@ -421,7 +428,7 @@ fn dedup_by_id(bytes: &[u8], base: i64, mut mapper: DayMapper) -> Survivors {
 }
 
 /// Dedup key of a day bucket's event; `None`: never a duplicate.
-fn day_key(e: &codec::Event) -> Option<(Sym, Sym, i64, Option<u64>)> {
+fn day_key(e: &codec::Event) -> Option<(Sym, UserKey, i64, Option<u64>)> {
     match e.dedup {
         Dedup::NameUserTime(id) => Some((e.name, e.user, e.time_us, id)),
         Dedup::Unique => None,
@@ -437,9 +444,13 @@ fn process_day(bytes: &[u8], day: Day, rules: &Rules) -> (DayParts, AttributionS
     let estimate = bytes.len() / 20;
     let mut groups = Vec::with_capacity(estimate * 3 / 2);
     let mut kept: Vec<codec::Event> = Vec::with_capacity(estimate);
-    let mut index: FxHashMap<(Sym, Sym, i64, Option<u64>), u32> = FxHashMap::default();
+    let mut index: FxHashMap<(Sym, UserKey, i64, Option<u64>), u32> = FxHashMap::default();
     index.reserve(estimate);
-    while let Some(e) = dec.next(&mut groups) {
+    while let Some(mut e) = dec.next(&mut groups) {
+        e.name = rules.canon.events[e.name as usize];
+        for m in &mut groups[e.groups.start as usize..] {
+            m.1 = rules.canon.groups[m.1 as usize];
+        }
         let Some(key) = day_key(&e) else {
             kept.push(e);
             continue;

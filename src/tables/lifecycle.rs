@@ -191,7 +191,7 @@ pub fn group_lifecycle(act: &Activity) -> Table {
 pub(crate) mod testkit {
     use super::super::{Activity, Hit};
     use crate::calendar::{day_of, Day};
-    use crate::intern::{Interner, NO_USER};
+    use crate::intern::{user_key, Interner, NO_USER};
     use chrono::NaiveDate;
     use proptest::prelude::*;
 
@@ -218,7 +218,7 @@ pub(crate) mod testkit {
     /// An Activity whose days are those of a zone `offset_us` ahead of UTC (as attribution
     /// would give for a non-UTC `timezone`), hits sorted as [`Hit`] documents.
     pub(crate) fn activity_shifted<S: AsRef<str>>(keys: &[&str], rows: &[Row<S>], offset_us: i64) -> Activity {
-        let (mut groups, mut events, mut users) = (Interner::new(), Interner::new(), Interner::new());
+        let (mut groups, mut events) = (Interner::new(), Interner::new());
         let hits: Vec<Hit> = rows
             .iter()
             .map(|(key, group, time_us, event, user)| Hit {
@@ -229,7 +229,7 @@ pub(crate) mod testkit {
                 user: if user.as_ref().is_empty() {
                     NO_USER
                 } else {
-                    users.intern(user.as_ref())
+                    user_key(user.as_ref())
                 },
                 day: (*time_us + offset_us).div_euclid(DAY_US) as Day,
             })

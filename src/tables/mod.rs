@@ -15,7 +15,7 @@ pub mod stickiness;
 use std::sync::Arc;
 
 use crate::calendar::Day;
-use crate::intern::{Interner, Sym, NO_USER};
+use crate::intern::{Interner, Sym, UserKey, NO_USER};
 
 /// One attributed (event, group key, group id): the unit every behaviour table counts.
 ///
@@ -31,8 +31,8 @@ pub struct Hit {
     pub time_us: i64,
     /// Event name, interned in [`Activity::events`].
     pub event: Sym,
-    /// User id, interned by attribution, or [`crate::intern::NO_USER`].
-    pub user: Sym,
+    /// User id, hashed by attribution, or [`crate::intern::NO_USER`].
+    pub user: UserKey,
     /// Civil date of `time_us` in the job's timezone.
     pub day: Day,
 }
@@ -73,11 +73,14 @@ impl DayParts {
     pub fn of_day(hits: &mut [Hit], keep: impl Fn(&Hit) -> bool) -> DayParts {
         let mut parts = DayParts::default();
         parts.hits.extend(hits.iter().filter(|h| keep(h)).copied());
-        // One integer compare per step: (key, group, event, user) packed in 112 bits.
+        // Two integer compares per step: (key, group) and (event, user), packed.
         hits.sort_unstable_by_key(|h| {
-            ((h.key as u128) << 96) | ((h.group as u128) << 64) | ((h.event as u128) << 32) | h.user as u128
+            (
+                ((h.key as u64) << 32) | h.group as u64,
+                ((h.event as u128) << 64) | h.user as u128,
+            )
         });
-        let mut users: Vec<Sym> = Vec::new();
+        let mut users: Vec<UserKey> = Vec::new();
         for g in hits.chunk_by(|a, b| a.key == b.key && a.group == b.group) {
             let (key, group, day) = (g[0].key, g[0].group, g[0].day);
             users.clear();
@@ -319,7 +322,7 @@ mod tests {
         /// The per-day reduction against counting every (group, day[, event]) by brute force.
         #[test]
         fn day_parts_count_events_and_distinct_users(
-            raw in prop::collection::vec((0u16..2, 0u32..4, 0i32..3, 0u32..3, 0u32..4), 0..60),
+            raw in prop::collection::vec((0u16..2, 0u32..4, 0i32..3, 0u32..3, 0u64..4), 0..60),
         ) {
             // user 0 stands for "no user".
             let hits: Vec<Hit> = raw
@@ -336,7 +339,7 @@ mod tests {
                 .collect();
             let act = Activity::from_hits(vec!["a".into(), "b".into()], Interner::new(), Interner::new(), hits.clone());
 
-            type Counts = BTreeMap<(u16, Sym, Day, Option<Sym>), (i64, BTreeSet<Sym>)>;
+            type Counts = BTreeMap<(u16, Sym, Day, Option<Sym>), (i64, BTreeSet<UserKey>)>;
             let mut want: Counts = BTreeMap::new();
             for h in &hits {
                 for event in [None, Some(h.event)] {
