@@ -29,7 +29,7 @@ use crate::calendar::{Day, DayMapper};
 use crate::intern::{user_key, Interner, LocalInterner, SharedInterner, Sym, UserKey, NO_USER};
 use crate::job::{Clock, Job};
 use crate::normalize::{DedupRef, EventRef, RawEvent};
-use crate::tables::{Activity, DayParts, Hit};
+use crate::tables::{Activity, DayHit, DayParts, Hit};
 use buckets::{BucketId, Buckets};
 pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET_MIB};
 use codec::{Decoder, Dedup};
@@ -427,12 +427,62 @@ fn dedup_by_id(bytes: &[u8], base: i64, mut mapper: DayMapper) -> Survivors {
     (out, duplicates)
 }
 
-/// Dedup key of a day bucket's event; `None`: never a duplicate.
-fn day_key(e: &codec::Event) -> Option<(Sym, UserKey, i64, Option<u64>)> {
-    match e.dedup {
-        Dedup::NameUserTime(id) => Some((e.name, e.user, e.time_us, id)),
-        Dedup::Unique => None,
-        Dedup::Id(_) => unreachable!("id-keyed events are deduplicated before their day"),
+/// A day bucket's event while its day is deduplicated: 48 bytes, where a day may hold
+/// tens of millions.
+#[derive(Debug, Clone, Copy)]
+struct DayEvent {
+    user: UserKey,
+    time_us: i64,
+    /// Meaningful when `flags & INGEST`.
+    ingest_us: i64,
+    /// The insert-id hash, meaningful when `flags & INSERT`.
+    insert: u64,
+    name: Sym,
+    /// `groups[groups_at..groups_at + groups_len]` are its memberships.
+    groups_at: u32,
+    groups_len: u32,
+    flags: u8,
+}
+
+/// Dedups by (name, user, time[, insert id]); else never a duplicate.
+const KEYED: u8 = 1;
+const INSERT: u8 = 2;
+const INGEST: u8 = 4;
+
+impl DayEvent {
+    fn of(e: &codec::Event) -> DayEvent {
+        let (keyed, insert) = match e.dedup {
+            Dedup::NameUserTime(id) => (KEYED, id),
+            Dedup::Unique => (0, None),
+            Dedup::Id(_) => unreachable!("id-keyed events are deduplicated before their day"),
+        };
+        DayEvent {
+            user: e.user,
+            time_us: e.time_us,
+            ingest_us: e.ingest_us.unwrap_or(0),
+            insert: insert.unwrap_or(0),
+            name: e.name,
+            groups_at: e.groups.start,
+            groups_len: e.groups.end - e.groups.start,
+            flags: keyed | if insert.is_some() { INSERT } else { 0 } | if e.ingest_us.is_some() { INGEST } else { 0 },
+        }
+    }
+
+    fn ingest(&self) -> Option<i64> {
+        (self.flags & INGEST != 0).then_some(self.ingest_us)
+    }
+
+    fn key(&self) -> (Sym, UserKey, i64, Option<u64>) {
+        (
+            self.name,
+            self.user,
+            self.time_us,
+            (self.flags & INSERT != 0).then_some(self.insert),
+        )
+    }
+
+    fn key_hash(&self) -> u64 {
+        rustc_hash::FxBuildHasher.hash_one(self.key())
     }
 }
 
@@ -440,59 +490,78 @@ fn day_key(e: &codec::Event) -> Option<(Sym, UserKey, i64, Option<u64>)> {
 fn process_day(bytes: &[u8], day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
     let mut stats = AttributionStats::default();
     let mut dec = Decoder::new(bytes, day_base_us(day));
-    // Sized once from the bucket (events are ~20-30 bytes) instead of rehashing as it fills.
-    let estimate = bytes.len() / 20;
-    let mut groups = Vec::with_capacity(estimate * 3 / 2);
-    let mut kept: Vec<codec::Event> = Vec::with_capacity(estimate);
-    let mut index: FxHashMap<(Sym, UserKey, i64, Option<u64>), u32> = FxHashMap::default();
-    index.reserve(estimate);
-    while let Some(mut e) = dec.next(&mut groups) {
+    // Sized once from the bucket (events are ~25-35 bytes) instead of growing as it fills.
+    let estimate = bytes.len() / 25;
+    let mut groups: Vec<(u16, Sym)> = Vec::with_capacity(estimate * 3 / 2);
+    let mut kept: Vec<DayEvent> = Vec::with_capacity(estimate);
+    // Indices into `kept`, compared through it: 4 bytes an event instead of a key copy.
+    let mut index: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(estimate);
+    while let Some(e) = dec.next(&mut groups) {
+        let mut e = DayEvent::of(&e);
         e.name = rules.canon.events[e.name as usize];
-        for m in &mut groups[e.groups.start as usize..] {
+        for m in &mut groups[e.groups_at as usize..] {
             m.1 = rules.canon.groups[m.1 as usize];
         }
-        let Some(key) = day_key(&e) else {
+        if e.flags & KEYED == 0 {
             kept.push(e);
             continue;
-        };
-        stats.duplicates += keep(&mut index, &mut kept, key, e);
+        }
+        let h = e.key_hash();
+        let key = e.key();
+        match index.find(h, |&i| kept[i as usize].key() == key) {
+            Some(&i) => {
+                stats.duplicates += 1;
+                let old = &mut kept[i as usize];
+                if replaces(e.ingest(), old.ingest()) {
+                    *old = e;
+                }
+            }
+            None => {
+                let at = kept.len() as u32;
+                kept.push(e);
+                index.insert_unique(h, at, |&i| kept[i as usize].key_hash());
+            }
+        }
     }
     drop(index);
 
     let nkeys = rules.keys.len();
-    let mut hits: Vec<Hit> = Vec::with_capacity(kept.len());
+    let mut hits: Vec<DayHit> = Vec::with_capacity(kept.len() * 3 / 2);
+    let mut funnel_hits: Vec<Hit> = Vec::new();
     for e in &kept {
         if rules.excluded[e.name as usize] {
             stats.excluded += 1;
             continue;
         }
         let before = hits.len();
-        for &(k, group) in &groups[e.groups.start as usize..e.groups.end as usize] {
+        let members = &groups[e.groups_at as usize..e.groups_at as usize + e.groups_len as usize];
+        for &(k, group) in members {
             let (from, clock) = rules.effective[k as usize];
             let clock_us = match clock {
                 Clock::Event => e.time_us,
-                Clock::Ingest => e.ingest_us.unwrap_or(e.time_us),
+                Clock::Ingest => e.ingest().unwrap_or(e.time_us),
             };
             if from.is_some_and(|f| clock_us < f) {
                 continue;
             }
-            hits.push(Hit {
-                key: k,
-                group,
-                time_us: e.time_us,
-                event: e.name,
-                user: e.user,
-                day,
-            });
+            hits.push(DayHit::new(k, group, e.name, e.user));
+            if rules.funnel_step[e.name as usize * nkeys + k as usize] {
+                funnel_hits.push(Hit {
+                    key: k,
+                    group,
+                    time_us: e.time_us,
+                    event: e.name,
+                    user: e.user,
+                    day,
+                });
+            }
         }
         if hits.len() > before {
             stats.attributed += 1;
         }
     }
     drop(kept);
+    drop(groups);
     stats.hits = hits.len() as u64;
-    let parts = DayParts::of_day(&mut hits, |h| {
-        rules.funnel_step[h.event as usize * nkeys + h.key as usize]
-    });
-    (parts, stats)
+    (DayParts::of_day(day, &mut hits, funnel_hits), stats)
 }

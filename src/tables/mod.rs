@@ -58,31 +58,55 @@ pub struct GroupEventDay {
     pub users: i64,
 }
 
+/// One hit as the per-day aggregation sees it: what it counts and by whom (the day is
+/// the bucket's, the time is not needed). 24 bytes, where a day can hold tens of millions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayHit {
+    /// `key << 32 | group`: one compare for both.
+    pub key_group: u64,
+    pub event: Sym,
+    pub user: UserKey,
+}
+
+impl DayHit {
+    pub fn new(key: u16, group: Sym, event: Sym, user: UserKey) -> Self {
+        DayHit {
+            key_group: ((key as u64) << 32) | group as u64,
+            event,
+            user,
+        }
+    }
+
+    fn key(&self) -> u16 {
+        (self.key_group >> 32) as u16
+    }
+
+    fn group(&self) -> Sym {
+        self.key_group as Sym
+    }
+}
+
 /// The aggregates of one day's hits: every table but the funnels needs only these, so
 /// days are reduced one at a time and the hits themselves are dropped.
 #[derive(Debug, Default)]
 pub struct DayParts {
     pub daily: Vec<GroupDay>,
     pub event_daily: Vec<GroupEventDay>,
-    /// The hits `keep` chose (the funnels' step events).
+    /// The hits the funnels need (their step events).
     pub hits: Vec<Hit>,
 }
 
 impl DayParts {
-    /// Aggregates `hits`, all of one day (reordered in place).
-    pub fn of_day(hits: &mut [Hit], keep: impl Fn(&Hit) -> bool) -> DayParts {
-        let mut parts = DayParts::default();
-        parts.hits.extend(hits.iter().filter(|h| keep(h)).copied());
-        // Two integer compares per step: (key, group) and (event, user), packed.
-        hits.sort_unstable_by_key(|h| {
-            (
-                ((h.key as u64) << 32) | h.group as u64,
-                ((h.event as u128) << 64) | h.user as u128,
-            )
-        });
+    /// Aggregates the hits of `day` (reordered in place); `funnel_hits` are kept as they are.
+    pub fn of_day(day: Day, hits: &mut [DayHit], funnel_hits: Vec<Hit>) -> DayParts {
+        let mut parts = DayParts {
+            hits: funnel_hits,
+            ..DayParts::default()
+        };
+        hits.sort_unstable_by_key(|h| (h.key_group, ((h.event as u128) << 64) | h.user as u128));
         let mut users: Vec<UserKey> = Vec::new();
-        for g in hits.chunk_by(|a, b| a.key == b.key && a.group == b.group) {
-            let (key, group, day) = (g[0].key, g[0].group, g[0].day);
+        for g in hits.chunk_by(|a, b| a.key_group == b.key_group) {
+            let (key, group) = (g[0].key(), g[0].group());
             users.clear();
             for e in g.chunk_by(|a, b| a.event == b.event) {
                 // Users are sorted within the run: count changes, skipping "no user".
@@ -162,8 +186,14 @@ impl Activity {
     pub fn from_hits(keys: Vec<String>, groups: Interner, events: Interner, mut hits: Vec<Hit>) -> Activity {
         hits.sort_unstable_by_key(|h| h.day);
         let days = hits
-            .chunk_by_mut(|a, b| a.day == b.day)
-            .map(|day| DayParts::of_day(day, |_| true))
+            .chunk_by(|a, b| a.day == b.day)
+            .map(|day| {
+                let mut rows: Vec<DayHit> = day
+                    .iter()
+                    .map(|h| DayHit::new(h.key, h.group, h.event, h.user))
+                    .collect();
+                DayParts::of_day(day[0].day, &mut rows, day.to_vec())
+            })
             .collect();
         Activity::from_days(keys, groups, events, days)
     }
