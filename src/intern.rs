@@ -39,11 +39,11 @@ pub fn user_key(s: &str) -> UserKey {
 }
 
 /// An append-only string table. The strings live end to end in one buffer (no allocation
-/// per string: a million user ids cost their bytes plus 12 bytes each); the hash table
-/// holds ids and compares through the buffer.
+/// per string); the hash table holds each id with the string's length and first eight
+/// bytes, so most lookups (ids and names are often that short) never touch the buffer.
 #[derive(Default, Clone)]
 pub struct Interner {
-    ids: HashTable<Sym>,
+    ids: HashTable<Slot>,
     text: String,
     /// End offset in `text` of each string; string `i` starts where `i - 1` ends.
     ends: Vec<usize>,
@@ -68,6 +68,36 @@ impl std::fmt::Debug for Interner {
 #[inline]
 pub fn hash(s: &str) -> u64 {
     FxBuildHasher.hash_one(s)
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    id: Sym,
+    len: u32,
+    /// The first (up to) eight bytes, zero-padded.
+    head: u64,
+}
+
+#[inline]
+fn head(s: &str) -> u64 {
+    let b = s.as_bytes();
+    match b.first_chunk::<8>() {
+        Some(h) => u64::from_le_bytes(*h),
+        None => {
+            let mut h = [0u8; 8];
+            h[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(h)
+        }
+    }
+}
+
+impl Slot {
+    #[inline]
+    fn is(&self, s: &str, s_head: u64, text: &str, ends: &[usize]) -> bool {
+        self.len as usize == s.len()
+            && self.head == s_head
+            && (s.len() <= 8 || span(text, ends, self.id).as_bytes()[8..] == s.as_bytes()[8..])
+    }
 }
 
 #[inline]
@@ -96,23 +126,30 @@ impl Interner {
     #[inline]
     pub fn intern_hashed(&mut self, s: &str, h: u64) -> Sym {
         let (text, ends) = (&self.text, &self.ends);
-        if let Some(&id) = self.ids.find(h, |&id| span(text, ends, id) == s) {
-            return id;
+        let s_head = head(s);
+        if let Some(slot) = self.ids.find(h, |slot| slot.is(s, s_head, text, ends)) {
+            return slot.id;
         }
         let id = Sym::try_from(self.ends.len()).expect("fewer than 2^32 distinct strings");
         assert!(id != Sym::MAX, "interner full");
         self.text.push_str(s);
         self.ends.push(self.text.len());
         let (text, ends) = (&self.text, &self.ends);
-        self.ids.insert_unique(h, id, |&id| hash(span(text, ends, id)));
+        let slot = Slot {
+            id,
+            len: u32::try_from(s.len()).expect("strings under 4 GiB"),
+            head: s_head,
+        };
+        self.ids.insert_unique(h, slot, |slot| hash(span(text, ends, slot.id)));
         id
     }
 
     /// The id of `s` when it was interned.
     pub fn get(&self, s: &str) -> Option<Sym> {
+        let s_head = head(s);
         self.ids
-            .find(hash(s), |&id| span(&self.text, &self.ends, id) == s)
-            .copied()
+            .find(hash(s), |slot| slot.is(s, s_head, &self.text, &self.ends))
+            .map(|slot| slot.id)
     }
 
     /// The string behind `id`.
@@ -262,6 +299,30 @@ mod tests {
         for (w, id) in words.iter().zip(got) {
             assert_eq!(sorted.resolve(remap[id as usize]), *w);
         }
+    }
+
+    #[test]
+    fn strings_sharing_a_head_stay_apart() {
+        let words = [
+            "",
+            "a",
+            "a\0",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghj",
+            "abcdefgh\0",
+            "é",
+            "abcdefg",
+        ];
+        let mut t = Interner::new();
+        let ids: Vec<Sym> = words.iter().map(|w| t.intern(w)).collect();
+        assert_eq!(ids, (0..words.len() as Sym).collect::<Vec<_>>());
+        for (w, id) in words.iter().zip(ids) {
+            assert_eq!(t.intern(w), id);
+            assert_eq!(t.get(w), Some(id));
+            assert_eq!(t.resolve(id), *w);
+        }
+        assert_eq!(t.get("abcdefghk"), None);
     }
 
     #[test]
