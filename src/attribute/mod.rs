@@ -427,47 +427,26 @@ fn dedup_by_id(bytes: &[u8], base: i64, mut mapper: DayMapper) -> Survivors {
     (out, duplicates)
 }
 
-/// A day bucket's event while its day is deduplicated: 48 bytes, where a day may hold
-/// tens of millions.
+/// What dedup needs of a copy of an event that dedups by (name, user, time[, insert id]):
+/// its key, its ingest time and its place in the bucket.
 #[derive(Debug, Clone, Copy)]
-struct DayEvent {
+struct Keyed {
     user: UserKey,
     time_us: i64,
-    /// Meaningful when `flags & INGEST`.
-    ingest_us: i64,
     /// The insert-id hash, meaningful when `flags & INSERT`.
     insert: u64,
+    /// Meaningful when `flags & INGEST`.
+    ingest_us: i64,
     name: Sym,
-    /// `groups[groups_at..groups_at + groups_len]` are its memberships.
-    groups_at: u32,
-    groups_len: u32,
+    /// Its index among the bucket's events.
+    ordinal: u32,
     flags: u8,
 }
 
-/// Dedups by (name, user, time[, insert id]); else never a duplicate.
-const KEYED: u8 = 1;
-const INSERT: u8 = 2;
-const INGEST: u8 = 4;
+const INSERT: u8 = 1;
+const INGEST: u8 = 2;
 
-impl DayEvent {
-    fn of(e: &codec::Event) -> DayEvent {
-        let (keyed, insert) = match e.dedup {
-            Dedup::NameUserTime(id) => (KEYED, id),
-            Dedup::Unique => (0, None),
-            Dedup::Id(_) => unreachable!("id-keyed events are deduplicated before their day"),
-        };
-        DayEvent {
-            user: e.user,
-            time_us: e.time_us,
-            ingest_us: e.ingest_us.unwrap_or(0),
-            insert: insert.unwrap_or(0),
-            name: e.name,
-            groups_at: e.groups.start,
-            groups_len: e.groups.end - e.groups.start,
-            flags: keyed | if insert.is_some() { INSERT } else { 0 } | if e.ingest_us.is_some() { INGEST } else { 0 },
-        }
-    }
-
+impl Keyed {
     fn ingest(&self) -> Option<i64> {
         (self.flags & INGEST != 0).then_some(self.ingest_us)
     }
@@ -486,82 +465,121 @@ impl DayEvent {
     }
 }
 
-/// Deduplicates, attributes and aggregates one day bucket.
-fn process_day(bytes: &[u8], day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
-    let mut stats = AttributionStats::default();
+/// Dedup partitions of a day: copies of one event share one, and each is small enough
+/// for its hash table to stay in cache (a day of 10M events is 150k copies a partition).
+const DEDUP_PARTS: usize = 64;
+
+/// Which of a day bucket's events survive dedup, by index: every copy is kept but, for
+/// each (name, user, time[, insert id]), the one [`replaces`] picks.
+fn survivors(bytes: &[u8], day: Day, rules: &Rules, duplicates: &mut u64) -> (Vec<u64>, u32) {
     let mut dec = Decoder::new(bytes, day_base_us(day));
-    // Sized once from the bucket (events are ~25-35 bytes) instead of growing as it fills.
-    let estimate = bytes.len() / 25;
-    let mut groups: Vec<(u16, Sym)> = Vec::with_capacity(estimate * 3 / 2);
-    let mut kept: Vec<DayEvent> = Vec::with_capacity(estimate);
-    // Indices into `kept`, compared through it: 4 bytes an event instead of a key copy.
-    let mut index: hashbrown::HashTable<u32> = hashbrown::HashTable::with_capacity(estimate);
+    let estimate = bytes.len() / 25 / DEDUP_PARTS + 16;
+    let mut parts: Vec<Vec<Keyed>> = (0..DEDUP_PARTS).map(|_| Vec::with_capacity(estimate)).collect();
+    let mut groups = Vec::new();
+    let mut n: u32 = 0;
     while let Some(e) = dec.next(&mut groups) {
-        let mut e = DayEvent::of(&e);
-        e.name = rules.canon.events[e.name as usize];
-        for m in &mut groups[e.groups_at as usize..] {
-            m.1 = rules.canon.groups[m.1 as usize];
-        }
-        if e.flags & KEYED == 0 {
-            kept.push(e);
+        groups.clear();
+        let ordinal = n;
+        n = n.checked_add(1).expect("fewer than 2^32 events a day");
+        let Dedup::NameUserTime(insert) = e.dedup else {
+            debug_assert!(
+                matches!(e.dedup, Dedup::Unique),
+                "id-keyed events are deduplicated before their day"
+            );
             continue;
-        }
-        let h = e.key_hash();
-        let key = e.key();
-        match index.find(h, |&i| kept[i as usize].key() == key) {
-            Some(&i) => {
-                stats.duplicates += 1;
-                let old = &mut kept[i as usize];
-                if replaces(e.ingest(), old.ingest()) {
-                    *old = e;
+        };
+        let c = Keyed {
+            user: e.user,
+            time_us: e.time_us,
+            insert: insert.unwrap_or(0),
+            ingest_us: e.ingest_us.unwrap_or(0),
+            name: rules.canon.events[e.name as usize],
+            ordinal,
+            flags: if insert.is_some() { INSERT } else { 0 } | if e.ingest_us.is_some() { INGEST } else { 0 },
+        };
+        parts[(c.key_hash() >> 58) as usize % DEDUP_PARTS].push(c);
+    }
+    let mut alive = vec![u64::MAX; (n as usize).div_ceil(64)];
+    let mut kill = |ordinal: u32| alive[ordinal as usize / 64] &= !(1 << (ordinal % 64));
+    let mut index: hashbrown::HashTable<u32> = hashbrown::HashTable::new();
+    for part in parts {
+        index.clear();
+        index.reserve(part.len(), |_| unreachable!("reserved while empty"));
+        // Copies are in bucket order within a partition: a later copy meets the kept one.
+        for (i, c) in part.iter().enumerate() {
+            let h = c.key_hash();
+            let key = c.key();
+            match index.find_mut(h, |&k| part[k as usize].key() == key) {
+                Some(k) => {
+                    *duplicates += 1;
+                    let old = &part[*k as usize];
+                    if replaces(c.ingest(), old.ingest()) {
+                        kill(old.ordinal);
+                        *k = i as u32;
+                    } else {
+                        kill(c.ordinal);
+                    }
+                }
+                None => {
+                    index.insert_unique(h, i as u32, |&k| part[k as usize].key_hash());
                 }
             }
-            None => {
-                let at = kept.len() as u32;
-                kept.push(e);
-                index.insert_unique(h, at, |&i| kept[i as usize].key_hash());
-            }
         }
     }
-    drop(index);
+    (alive, n)
+}
 
+/// Deduplicates, attributes and aggregates one day bucket: one pass finds the surviving
+/// copies, a second decodes the bucket again and turns survivors into hits. No event is
+/// held between the two, so a day costs its bytes, ~50 bytes an event while deduplicating
+/// and its hits (24 bytes each) after.
+fn process_day(bytes: &[u8], day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
+    let mut stats = AttributionStats::default();
+    let (alive, n) = survivors(bytes, day, rules, &mut stats.duplicates);
     let nkeys = rules.keys.len();
-    let mut hits: Vec<DayHit> = Vec::with_capacity(kept.len() * 3 / 2);
+    let mut hits: Vec<DayHit> = Vec::with_capacity(n as usize * 3 / 2);
     let mut funnel_hits: Vec<Hit> = Vec::new();
-    for e in &kept {
-        if rules.excluded[e.name as usize] {
-            stats.excluded += 1;
-            continue;
-        }
-        let before = hits.len();
-        let members = &groups[e.groups_at as usize..e.groups_at as usize + e.groups_len as usize];
-        for &(k, group) in members {
-            let (from, clock) = rules.effective[k as usize];
-            let clock_us = match clock {
-                Clock::Event => e.time_us,
-                Clock::Ingest => e.ingest().unwrap_or(e.time_us),
-            };
-            if from.is_some_and(|f| clock_us < f) {
-                continue;
+    let mut dec = Decoder::new(bytes, day_base_us(day));
+    let mut groups = Vec::new();
+    let mut ordinal = 0usize;
+    while let Some(e) = dec.next(&mut groups) {
+        let live = alive[ordinal / 64] & (1 << (ordinal % 64)) != 0;
+        ordinal += 1;
+        if live {
+            let name = rules.canon.events[e.name as usize];
+            if rules.excluded[name as usize] {
+                stats.excluded += 1;
+            } else {
+                let before = hits.len();
+                for &(k, group) in &groups {
+                    let (from, clock) = rules.effective[k as usize];
+                    let clock_us = match clock {
+                        Clock::Event => e.time_us,
+                        Clock::Ingest => e.ingest_us.unwrap_or(e.time_us),
+                    };
+                    if from.is_some_and(|f| clock_us < f) {
+                        continue;
+                    }
+                    let group = rules.canon.groups[group as usize];
+                    hits.push(DayHit::new(k, group, name, e.user));
+                    if rules.funnel_step[name as usize * nkeys + k as usize] {
+                        funnel_hits.push(Hit {
+                            key: k,
+                            group,
+                            time_us: e.time_us,
+                            event: name,
+                            user: e.user,
+                            day,
+                        });
+                    }
+                }
+                if hits.len() > before {
+                    stats.attributed += 1;
+                }
             }
-            hits.push(DayHit::new(k, group, e.name, e.user));
-            if rules.funnel_step[e.name as usize * nkeys + k as usize] {
-                funnel_hits.push(Hit {
-                    key: k,
-                    group,
-                    time_us: e.time_us,
-                    event: e.name,
-                    user: e.user,
-                    day,
-                });
-            }
         }
-        if hits.len() > before {
-            stats.attributed += 1;
-        }
+        groups.clear();
     }
-    drop(kept);
-    drop(groups);
     stats.hits = hits.len() as u64;
     (DayParts::of_day(day, &mut hits, funnel_hits), stats)
 }

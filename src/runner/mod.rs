@@ -352,32 +352,51 @@ pub fn compute(job: &Job, inputs: &Inputs, spill: &SpillOptions, progress: &Prog
     };
     let mut rejects = Vec::new();
 
-    let t = Instant::now();
-    let mut attr = Attributor::new(job, spill.clone());
-    progress.start("events", inputs.events.iter().map(|f| f.size).sum());
-    tracing::info!(files = inputs.events.len(), "reading events");
-    read_events(job, &inputs.events, progress, &mut attr, &mut rejects)?;
-    summary.phase("read events", t);
-    let t = Instant::now();
-    let (mut activity, stats) = attr.finish()?;
-    summary.attribution = stats;
-    summary.phase("dedup + attribute", t);
-
-    let t = Instant::now();
-    progress.start("profiles", inputs.profiles.iter().map(|f| f.size).sum());
-    tracing::info!(files = inputs.profiles.len(), "reading profile operations");
+    // Profiles are read and folded on their own thread while events are read and
+    // attributed: the streams are independent, and the events leave it idle moments.
     let event_paths: FxHashSet<&str> = inputs.events.iter().map(|f| f.path.as_str()).collect();
-    let mut ops = read_profiles(job, &inputs.profiles, &event_paths, progress, &mut rejects)?;
+    let all_bytes = inputs.events.iter().chain(&inputs.profiles).map(|f| f.size).sum();
+    progress.start("reading", all_bytes);
+    let (events, profiles) = std::thread::scope(|scope| {
+        let profiles = scope.spawn(|| {
+            let t = Instant::now();
+            tracing::info!(files = inputs.profiles.len(), "reading profile operations");
+            let mut rejects = Vec::new();
+            let mut ops = read_profiles(job, &inputs.profiles, &event_paths, progress, &mut rejects)?;
+            let other_keys = ops
+                .iter()
+                .filter(|s| job.group_key_index(&s.op.group_key).is_none())
+                .count() as u64;
+            fold::sort_ops(&mut ops, job.profiles.as_ref().map_or(FoldOrder::Arrival, |p| p.order));
+            let folded = fold::fold(ops.iter().map(|s| &s.op));
+            Ok::<_, SourceError>((folded, ops.len() as u64, other_keys, rejects, t.elapsed()))
+        });
+        let events = (|| {
+            let t = Instant::now();
+            let mut attr = Attributor::new(job, spill.clone());
+            tracing::info!(files = inputs.events.len(), "reading events");
+            read_events(job, &inputs.events, progress, &mut attr, &mut rejects)?;
+            let read = t.elapsed();
+            let t = Instant::now();
+            let (activity, stats) = attr.finish()?;
+            Ok::<_, RunError>((activity, stats, read, t.elapsed()))
+        })();
+        let profiles = profiles.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (events, profiles)
+    });
     progress.finish();
-    summary.profile_ops = ops.len() as u64;
-    summary.profile_ops_other_keys = ops
-        .iter()
-        .filter(|s| job.group_key_index(&s.op.group_key).is_none())
-        .count() as u64;
-    fold::sort_ops(&mut ops, job.profiles.as_ref().map_or(FoldOrder::Arrival, |p| p.order));
-    let folded = fold::fold(ops.iter().map(|s| &s.op));
-    drop(ops);
-    summary.phase("read + fold profiles", t);
+    let (mut activity, stats, read, attribute) = events?;
+    let (folded, ops, other_keys, profile_rejects, profiles_time) = profiles?;
+    summary.phases.push(("read events".into(), read));
+    summary.phases.push(("dedup + attribute".into(), attribute));
+    summary
+        .phases
+        .push(("read + fold profiles (alongside)".into(), profiles_time));
+    summary.attribution = stats;
+    summary.profile_ops = ops;
+    summary.profile_ops_other_keys = other_keys;
+    // Event rejects first, as when the streams were read one after the other.
+    rejects.extend(profile_rejects);
 
     let t = Instant::now();
     let tables = build_tables(job, &mut activity, &folded);
