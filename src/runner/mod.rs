@@ -261,56 +261,104 @@ fn read_events(
     )
 }
 
-/// Profile operations in input order, with sequence numbers; ops that `order = "time"`
-/// cannot place (no time) are rejected.
+/// The folded profiles and what the summary says of them.
+#[derive(Default)]
+struct ProfilesRead {
+    folded: fold::Folded,
+    ops: u64,
+    /// Operations on group keys the job does not declare.
+    other_keys: u64,
+}
+
+/// Reads and folds the profile operations. In `arrival` order each operation is applied as
+/// it is read, files one after the other, so only the groups' state is held (a billion-event
+/// export can carry ten million operations); `time` order needs them all before sorting.
+/// Operations that `order = "time"` cannot place (no time) are rejected.
 fn read_profiles(
     job: &Job,
     files: &[InputFile],
     also_events: &FxHashSet<&str>,
     progress: &Progress,
     rejects: &mut Vec<Reject>,
-) -> Result<Vec<Sequenced>, SourceError> {
-    let Some(p) = &job.profiles else { return Ok(Vec::new()) };
-    let mut ops: Vec<Sequenced> = Vec::new();
+) -> Result<ProfilesRead, SourceError> {
+    let mut read = ProfilesRead::default();
+    let Some(p) = &job.profiles else { return Ok(read) };
     let ctx = ProfileContext {
         columns: p.columns.as_ref(),
     };
-    read_in_order(
-        files,
-        progress,
-        |f| {
-            let mut out: Vec<ProfileOp> = Vec::new();
-            let mut bad: Vec<Reject> = Vec::new();
-            sources::read_file(f, p.file_type, &mut |rec: Record| match rec.value {
-                Ok(v) => match normalize::profile_op(p.format, &v, &ctx) {
-                    Ok(Some(op)) if p.order == FoldOrder::Time && op.order_us.is_none() => bad.push(reject_of(
+    let parse = |f: &InputFile, rec: Record, bad: &mut Vec<Reject>| -> Option<ProfileOp> {
+        match rec.value {
+            Ok(v) => match normalize::profile_op(p.format, &v, &ctx) {
+                Ok(Some(op)) if p.order == FoldOrder::Time && op.order_us.is_none() => {
+                    bad.push(reject_of(
                         Stream::Profiles,
                         f,
                         rec.pos,
                         "operation has no time, which `order = \"time\"` needs".into(),
                         raw_text(&v),
-                    )),
-                    Ok(Some(op)) => out.push(op),
-                    Ok(None) => {}
-                    Err(reason) => bad.push(reject_of(Stream::Profiles, f, rec.pos, reason, raw_text(&v))),
-                },
-                // A file read as events too (PostHog exports carry both) has had its
-                // unreadable lines rejected once already.
-                Err(_) if also_events.contains(f.path.as_str()) => {}
-                Err(u) => bad.push(reject_of(Stream::Profiles, f, rec.pos, u.reason, u.raw)),
-            })?;
-            Ok((out, bad))
-        },
-        |(out, bad)| {
-            for op in out {
-                let seq = ops.len() as u64;
-                ops.push(Sequenced { seq, op });
+                    ));
+                    None
+                }
+                Ok(op) => op,
+                Err(reason) => {
+                    bad.push(reject_of(Stream::Profiles, f, rec.pos, reason, raw_text(&v)));
+                    None
+                }
+            },
+            // A file read as events too (PostHog exports carry both) has had its
+            // unreadable lines rejected once already.
+            Err(_) if also_events.contains(f.path.as_str()) => None,
+            Err(u) => {
+                bad.push(reject_of(Stream::Profiles, f, rec.pos, u.reason, u.raw));
+                None
             }
-            rejects.extend(bad);
-            Ok::<(), SourceError>(())
-        },
-    )?;
-    Ok(ops)
+        }
+    };
+    let mut count = |op: &ProfileOp| {
+        read.ops += 1;
+        if job.group_key_index(&op.group_key).is_none() {
+            read.other_keys += 1;
+        }
+    };
+    match p.order {
+        FoldOrder::Arrival => {
+            for f in files {
+                sources::read_file(f, p.file_type, &mut |rec: Record| {
+                    if let Some(op) = parse(f, rec, rejects) {
+                        count(&op);
+                        fold::apply(&mut read.folded, &op);
+                    }
+                })?;
+                progress.inc(f.size);
+            }
+        }
+        FoldOrder::Time => {
+            let mut ops: Vec<Sequenced> = Vec::new();
+            read_in_order(
+                files,
+                progress,
+                |f| {
+                    let (mut out, mut bad) = (Vec::new(), Vec::new());
+                    sources::read_file(f, p.file_type, &mut |rec: Record| {
+                        out.extend(parse(f, rec, &mut bad));
+                    })?;
+                    Ok((out, bad))
+                },
+                |(out, bad)| {
+                    for op in out {
+                        count(&op);
+                        let seq = ops.len() as u64;
+                        ops.push(Sequenced { seq, op });
+                    }
+                    rejects.extend(bad);
+                    Ok::<(), SourceError>(())
+                },
+            )?;
+            fold::sort_ops(&mut ops, FoldOrder::Time);
+            read.folded = fold::fold(ops.iter().map(|s| &s.op));
+        }
+    }
+    Ok(read)
 }
 
 /// Every output table of the job, in a fixed order.
@@ -362,14 +410,8 @@ pub fn compute(job: &Job, inputs: &Inputs, spill: &SpillOptions, progress: &Prog
             let t = Instant::now();
             tracing::info!(files = inputs.profiles.len(), "reading profile operations");
             let mut rejects = Vec::new();
-            let mut ops = read_profiles(job, &inputs.profiles, &event_paths, progress, &mut rejects)?;
-            let other_keys = ops
-                .iter()
-                .filter(|s| job.group_key_index(&s.op.group_key).is_none())
-                .count() as u64;
-            fold::sort_ops(&mut ops, job.profiles.as_ref().map_or(FoldOrder::Arrival, |p| p.order));
-            let folded = fold::fold(ops.iter().map(|s| &s.op));
-            Ok::<_, SourceError>((folded, ops.len() as u64, other_keys, rejects, t.elapsed()))
+            let read = read_profiles(job, &inputs.profiles, &event_paths, progress, &mut rejects)?;
+            Ok::<_, SourceError>((read, rejects, t.elapsed()))
         });
         let events = (|| {
             let t = Instant::now();
@@ -386,7 +428,15 @@ pub fn compute(job: &Job, inputs: &Inputs, spill: &SpillOptions, progress: &Prog
     });
     progress.finish();
     let (mut activity, stats, read, attribute) = events?;
-    let (folded, ops, other_keys, profile_rejects, profiles_time) = profiles?;
+    let (
+        ProfilesRead {
+            folded,
+            ops,
+            other_keys,
+        },
+        profile_rejects,
+        profiles_time,
+    ) = profiles?;
     summary.phases.push(("read events".into(), read));
     summary.phases.push(("dedup + attribute".into(), attribute));
     summary
