@@ -1,9 +1,9 @@
 //! The compact binary form events take between reading and per-day processing.
 //!
-//! An event is ~25 bytes here instead of a `Compact` struct plus a dedup-index entry
-//! (~150 bytes), so buckets hold hundreds of millions of events in memory or on disk.
-//! Integers are LEB128 varints; times are stored relative to the bucket's base (its day's
-//! UTC midnight), which keeps them to five or six bytes.
+//! An event is ~30 bytes here instead of a struct plus a dedup-index entry (~150 bytes),
+//! so buckets hold hundreds of millions of events in memory or on disk. Integers are
+//! LEB128 varints; times are stored relative to the bucket's base (its day's UTC
+//! midnight), which keeps them to five or six bytes; the user is its 8-byte hash.
 
 use std::ops::Range;
 

@@ -6,15 +6,18 @@
 //! copy came first.
 //!
 //! Memory stays bounded by partitioning, not by holding every event:
-//! 1. Reading: each file's events are interned on a worker thread ([`Batch`]), then, in
-//!    input order, encoded (~25 bytes each) into buckets that spill to disk past a
-//!    budget. Events that dedup by (name, user, time) go to the bucket of their civil
-//!    day, since all their copies share it; events that dedup by id go to a bucket by id
-//!    hash, since copies of one id may carry different times.
+//! 1. Reading: each file's events are encoded (~30 bytes each) on a worker thread
+//!    ([`Batch`]), names and group ids numbered through the run's shared string tables,
+//!    user ids hashed; then, in input order, their bytes are appended to buckets that
+//!    spill to disk past a budget. Events that dedup by (name, user, time) go to the
+//!    bucket of their civil day, since all their copies share it; events that dedup by id
+//!    go to a bucket by id hash, since copies of one id may carry different times.
 //! 2. Id buckets are deduplicated one at a time, in parallel, and their survivors moved
 //!    to their day buckets.
 //! 3. Day buckets are deduplicated, attributed and reduced to per-(group, day) aggregates
-//!    one at a time, in parallel; only the hits the funnels need are kept.
+//!    one at a time, in parallel; only the hits the funnels need are kept. Names and
+//!    group ids get their final numbers (byte order) here, so no result depends on which
+//!    thread met a string first.
 
 mod buckets;
 mod codec;
