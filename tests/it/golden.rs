@@ -74,26 +74,55 @@ fn csv_output_has_the_same_rows_as_parquet() {
     }
 }
 
+/// Every data file of every table under `out`, with its bytes.
+fn snapshot(out: &Path) -> Vec<(String, Vec<u8>)> {
+    ALL_TABLES
+        .iter()
+        .flat_map(|t| crate::common::data_files(out, t))
+        .map(|(p, _)| {
+            (
+                p.strip_prefix(out).unwrap().display().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn rerun_gives_identical_files() {
     let (dir, _) = run_quickstart("parquet");
     let out = dir.path().join("out");
-    let snapshot = |out: &Path| -> Vec<(String, Vec<u8>)> {
-        ALL_TABLES
-            .iter()
-            .flat_map(|t| crate::common::data_files(out, t))
-            .map(|(p, _)| {
-                (
-                    p.strip_prefix(out).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                )
-            })
-            .collect()
-    };
     let first = snapshot(&out);
     let job = groupetl::job::Job::parse(Path::new("quickstart.toml"), &quickstart_job(&out, "parquet")).unwrap();
     groupetl::runner::run(&job, &Default::default()).unwrap();
     assert_eq!(first, snapshot(&out));
+}
+
+/// Reader threads number event names and group ids in whatever order they meet them; the
+/// output must not depend on it. The binary with 1, 3 and 8 threads, byte for byte.
+#[test]
+fn thread_count_does_not_change_a_byte() {
+    let runs: Vec<Vec<(String, Vec<u8>)>> = ["1", "3", "8"]
+        .iter()
+        .map(|threads| {
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("out");
+            let job = dir.path().join("quickstart.toml");
+            std::fs::write(&job, quickstart_job(&out, "parquet")).unwrap();
+            let o = crate::common::groupetl_env(
+                &repo(),
+                &["run", "-q", job.to_str().unwrap()],
+                &[("RAYON_NUM_THREADS", threads)],
+            );
+            assert_eq!(o.code, 0, "{threads} threads: {}", o.stderr);
+            snapshot(&out)
+        })
+        .collect();
+    assert!(!runs[0].is_empty());
+    assert!(
+        runs[1..].iter().all(|r| *r == runs[0]),
+        "outputs differ between thread counts"
+    );
 }
 
 /// `name:type` of every column of a Parquet file.
