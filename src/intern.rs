@@ -177,7 +177,7 @@ fn shard_of(h: u64) -> usize {
 }
 
 /// An interner many threads add to at once. Ids are dense but numbered in the order
-/// threads happen to get to strings: [`SharedInterner::into_sorted`] renumbers them in
+/// threads happen to get to strings: [`SharedInterner::sorted`] renumbers them in
 /// byte order, so that nothing downstream depends on thread timing.
 pub struct SharedInterner {
     shards: Box<[Mutex<Shard>]>,
@@ -223,14 +223,14 @@ impl SharedInterner {
 
     /// The strings as an [`Interner`] whose ids follow byte order, and for every id
     /// handed out here its id there.
-    pub fn into_sorted(self) -> (Interner, Vec<Sym>) {
-        let n = self.len();
-        let shards: Vec<Shard> = self
+    pub fn sorted(&self) -> (Interner, Vec<Sym>) {
+        // Ids are drawn under their shard's lock: with every lock held, `len` is final.
+        let shards: Vec<std::sync::MutexGuard<Shard>> = self
             .shards
-            .into_vec()
-            .into_iter()
-            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .iter()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
             .collect();
+        let n = self.len();
         // (shard, index in shard) of every shared id.
         let mut at: Vec<(u32, Sym)> = vec![(0, 0); n];
         for (i, shard) in shards.iter().enumerate() {
@@ -293,7 +293,7 @@ mod tests {
             words.iter().map(|w| local.get(w, &shared)).collect()
         });
         assert_eq!(shared.len(), 5);
-        let (sorted, remap) = shared.into_sorted();
+        let (sorted, remap) = shared.sorted();
         let names: Vec<&str> = (0..sorted.len() as Sym).map(|i| sorted.resolve(i)).collect();
         assert_eq!(names, ["", "Zebra", "apple", "fig", "pear"]);
         for (w, id) in words.iter().zip(got) {

@@ -109,8 +109,12 @@ pub struct Batch {
     names: LocalInterner,
     groups: LocalInterner,
     members: Vec<(u16, Sym)>,
-    /// Encoded events by bucket, in input order within each; the last one used first.
+    /// Encoded events by bucket, in input order within each.
     out: Vec<(BucketId, Vec<u8>)>,
+    /// Index in `out` of each bucket; the last one used is checked first (most files hold
+    /// one day), id buckets (up to 128) are looked up.
+    slots: FxHashMap<BucketId, usize>,
+    last: Option<(BucketId, usize)>,
     events: u64,
 }
 
@@ -157,18 +161,19 @@ impl Batch {
             Dedup::Id(h) => BucketId::Id((h >> (128 - ID_BUCKET_BITS)) as u16),
             _ => BucketId::Day(self.mapper.day(time_us)),
         };
-        // Most files hold one day: the bucket of the previous event is first in line.
-        let slot = match self.out.iter().position(|(b, _)| *b == id) {
-            Some(i) => i,
-            None => {
-                self.out.push((id, Vec::new()));
-                self.out.len() - 1
+        let slot = match self.last {
+            Some((last, i)) if last == id => i,
+            _ => {
+                let out = &mut self.out;
+                let i = *self.slots.entry(id).or_insert_with(|| {
+                    out.push((id, Vec::new()));
+                    out.len() - 1
+                });
+                self.last = Some((id, i));
+                i
             }
         };
-        if slot != 0 {
-            self.out.swap(0, slot);
-        }
-        let buf = &mut self.out[0].1;
+        let buf = &mut self.out[slot].1;
         codec::encode(
             buf,
             base_us(id),
@@ -243,6 +248,8 @@ impl Attributor {
             groups: LocalInterner::default(),
             members: Vec::new(),
             out: Vec::new(),
+            slots: FxHashMap::default(),
+            last: None,
             events: 0,
         }
     }
@@ -313,10 +320,8 @@ impl Attributor {
 
         // Step 3: every day on its own.
         self.buckets.spill_rest()?;
-        let strings = Arc::try_unwrap(std::mem::take(&mut self.strings))
-            .unwrap_or_else(|_| panic!("every batch is pushed or dropped before attribution finishes"));
-        let (events, events_canon) = strings.events.into_sorted();
-        let (groups, groups_canon) = strings.groups.into_sorted();
+        let (events, events_canon) = self.strings.events.sorted();
+        let (groups, groups_canon) = self.strings.groups.sorted();
         let rules = self.rules(
             &events,
             Canon {
