@@ -46,23 +46,23 @@ pub(super) enum BucketId {
 
 #[derive(Default)]
 pub(super) struct Bucket {
-    mem: Vec<u8>,
+    /// Chunks of whole events, in input order.
+    mem: Vec<Vec<u8>>,
     file: Option<PathBuf>,
 }
 
 impl Bucket {
-    /// The bucket's bytes, file part first.
-    pub(super) fn load(self) -> Result<Vec<u8>, SpillError> {
+    /// The bucket's chunks, the file part first.
+    pub(super) fn load(self) -> Result<Vec<Vec<u8>>, SpillError> {
         match self.file {
             None => Ok(self.mem),
             Some(path) => {
-                let mut all = std::fs::read(&path).map_err(|source| SpillError {
+                let file = std::fs::read(&path).map_err(|source| SpillError {
                     path: path.display().to_string(),
                     source,
                 })?;
                 let _ = std::fs::remove_file(&path);
-                all.extend_from_slice(&self.mem);
-                Ok(all)
+                Ok(std::iter::once(file).chain(self.mem).collect())
             }
         }
     }
@@ -96,33 +96,16 @@ impl Buckets {
         }
     }
 
-    /// Appends encoded events to bucket `id`. Memory is counted by capacity, what the
-    /// process actually holds (growth doubles it).
-    pub(super) fn append(&mut self, id: BucketId, bytes: &[u8]) {
-        self.write(id, |mem| mem.extend_from_slice(bytes));
-    }
-
-    /// Appends `bytes` to bucket `id`, taking the buffer itself when the bucket's memory
-    /// part is empty (a file's events usually are all of a bucket's new bytes).
-    pub(super) fn append_owned(&mut self, id: BucketId, bytes: Vec<u8>) {
+    /// Appends chunks of encoded events to bucket `id`. Memory is counted by capacity,
+    /// what the process actually holds.
+    pub(super) fn append(&mut self, id: BucketId, chunks: impl IntoIterator<Item = Vec<u8>>) {
         let mem = &mut self.buckets.entry(id).or_default().mem;
-        if mem.is_empty() {
-            self.in_memory = self.in_memory - mem.capacity() + bytes.capacity();
-            *mem = bytes;
-        } else {
-            let before = mem.capacity();
-            mem.extend_from_slice(&bytes);
-            self.in_memory += mem.capacity() - before;
+        for c in chunks {
+            if !c.is_empty() {
+                self.in_memory += c.capacity();
+                mem.push(c);
+            }
         }
-    }
-
-    /// Lets `write` append encoded events to bucket `id`, counted as [`Self::append`].
-    #[inline]
-    pub(super) fn write(&mut self, id: BucketId, write: impl FnOnce(&mut Vec<u8>)) {
-        let mem = &mut self.buckets.entry(id).or_default().mem;
-        let before = mem.capacity();
-        write(mem);
-        self.in_memory += mem.capacity() - before;
     }
 
     /// Writes every in-memory part out when over budget.
@@ -168,7 +151,7 @@ impl Buckets {
                 path: path.display().to_string(),
                 source,
             })?;
-            self.spilled += b.mem.len() as u64;
+            self.spilled += b.mem.iter().map(|c| c.len() as u64).sum::<u64>();
             // Give the memory back: the next bytes of this bucket may be far off.
             b.mem = Vec::new();
         }
@@ -199,7 +182,7 @@ impl Buckets {
             .into_iter()
             .map(|id| {
                 let b = self.buckets.remove(&id).expect("listed");
-                self.in_memory -= b.mem.capacity();
+                self.in_memory -= b.mem.iter().map(Vec::capacity).sum::<usize>();
                 (pick(id).expect("picked"), b)
             })
             .collect();
@@ -220,7 +203,11 @@ fn file_name(dir: &Path, id: BucketId) -> PathBuf {
     }
 }
 
-fn append_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    f.write_all(bytes)
+fn append_file(path: &Path, chunks: &[Vec<u8>]) -> std::io::Result<()> {
+    let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, f);
+    for c in chunks {
+        f.write_all(c)?;
+    }
+    f.flush()
 }

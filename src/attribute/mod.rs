@@ -110,7 +110,7 @@ pub struct Batch {
     groups: LocalInterner,
     members: Vec<(u16, Sym)>,
     /// Encoded events by bucket, in input order within each.
-    out: Vec<(BucketId, Vec<u8>)>,
+    out: Vec<(BucketId, Vec<Vec<u8>>)>,
     /// Index in `out` of each bucket; the last one used is checked first (most files hold
     /// one day), id buckets (up to 128) are looked up.
     slots: FxHashMap<BucketId, usize>,
@@ -173,7 +173,7 @@ impl Batch {
                 i
             }
         };
-        let buf = &mut self.out[slot].1;
+        let buf = codec::room(&mut self.out[slot].1);
         codec::encode(
             buf,
             base_us(id),
@@ -258,8 +258,8 @@ impl Attributor {
     /// later copy). Only appends bytes: the encoding was done by the batch's thread.
     pub fn push_batch(&mut self, b: Batch) -> Result<(), SpillError> {
         self.stats.events += b.events;
-        for (id, bytes) in b.out {
-            self.buckets.append_owned(id, bytes);
+        for (id, chunks) in b.out {
+            self.buckets.append(id, chunks);
         }
         self.buckets.maybe_spill()
     }
@@ -311,7 +311,7 @@ impl Attributor {
                 let (days, duplicates) = r?;
                 self.stats.duplicates += duplicates;
                 for (day, bytes) in days {
-                    self.buckets.append(BucketId::Day(day), &bytes);
+                    self.buckets.append(BucketId::Day(day), [bytes]);
                 }
                 self.buckets.maybe_spill()?;
             }
@@ -398,7 +398,7 @@ fn keep<K: std::hash::Hash + Eq>(
 }
 
 /// Deduplicates one id bucket; the survivors, re-encoded by day without their key.
-fn dedup_by_id(bytes: &[u8], base: i64, mut mapper: DayMapper) -> Survivors {
+fn dedup_by_id(bytes: &[Vec<u8>], base: i64, mut mapper: DayMapper) -> Survivors {
     let mut dec = Decoder::new(bytes, base);
     let mut groups = Vec::new();
     let mut kept: Vec<codec::Event> = Vec::new();
@@ -479,9 +479,9 @@ const DEDUP_PARTS: usize = 64;
 
 /// Which of a day bucket's events survive dedup, by index: every copy is kept but, for
 /// each (name, user, time[, insert id]), the one [`replaces`] picks.
-fn survivors(bytes: &[u8], day: Day, rules: &Rules, duplicates: &mut u64) -> (Vec<u64>, u32) {
+fn survivors(bytes: &[Vec<u8>], day: Day, rules: &Rules, duplicates: &mut u64) -> (Vec<u64>, u32) {
     let mut dec = Decoder::new(bytes, day_base_us(day));
-    let estimate = bytes.len() / 25 / DEDUP_PARTS + 16;
+    let estimate = bytes.iter().map(Vec::len).sum::<usize>() / 25 / DEDUP_PARTS + 16;
     let mut parts: Vec<Vec<Keyed>> = (0..DEDUP_PARTS).map(|_| Vec::with_capacity(estimate)).collect();
     let mut groups = Vec::new();
     let mut n: u32 = 0;
@@ -541,7 +541,7 @@ fn survivors(bytes: &[u8], day: Day, rules: &Rules, duplicates: &mut u64) -> (Ve
 /// copies, a second decodes the bucket again and turns survivors into hits. No event is
 /// held between the two, so a day costs its bytes, ~50 bytes an event while deduplicating
 /// and its hits (24 bytes each) after.
-fn process_day(bytes: &[u8], day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
+fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
     let mut stats = AttributionStats::default();
     let (alive, n) = survivors(bytes, day, rules, &mut stats.duplicates);
     let nkeys = rules.keys.len();
