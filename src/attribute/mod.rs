@@ -478,8 +478,9 @@ impl Keyed {
 const DEDUP_PARTS: usize = 64;
 
 /// Which of a day bucket's events survive dedup, by index: every copy is kept but, for
-/// each (name, user, time[, insert id]), the one [`replaces`] picks.
-fn survivors(bytes: &[Vec<u8>], day: Day, rules: &Rules, duplicates: &mut u64) -> (Vec<u64>, u32) {
+/// each (name, user, time[, insert id]), the one [`replaces`] picks. Names are compared
+/// as the readers numbered them: final numbering is a bijection, so it changes nothing.
+fn survivors(bytes: &[Vec<u8>], day: Day, duplicates: &mut u64) -> (Vec<u64>, u32) {
     let mut dec = Decoder::new(bytes, day_base_us(day));
     let estimate = bytes.iter().map(Vec::len).sum::<usize>() / 25 / DEDUP_PARTS + 16;
     let mut parts: Vec<Vec<Keyed>> = (0..DEDUP_PARTS).map(|_| Vec::with_capacity(estimate)).collect();
@@ -501,7 +502,7 @@ fn survivors(bytes: &[Vec<u8>], day: Day, rules: &Rules, duplicates: &mut u64) -
             time_us: e.time_us,
             insert: insert.unwrap_or(0),
             ingest_us: e.ingest_us.unwrap_or(0),
-            name: rules.canon.events[e.name as usize],
+            name: e.name,
             ordinal,
             flags: if insert.is_some() { INSERT } else { 0 } | if e.ingest_us.is_some() { INGEST } else { 0 },
         };
@@ -543,7 +544,7 @@ fn survivors(bytes: &[Vec<u8>], day: Day, rules: &Rules, duplicates: &mut u64) -
 /// and its hits (24 bytes each) after.
 fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
     let mut stats = AttributionStats::default();
-    let (alive, n) = survivors(bytes, day, rules, &mut stats.duplicates);
+    let (alive, n) = survivors(bytes, day, &mut stats.duplicates);
     let nkeys = rules.keys.len();
     let mut hits: Vec<DayHit> = Vec::with_capacity(n as usize * 3 / 2);
     let mut funnel_hits: Vec<Hit> = Vec::new();
