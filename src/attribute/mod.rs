@@ -31,8 +31,8 @@ use rustc_hash::FxHashMap;
 use crate::calendar::{Day, DayMapper};
 use crate::intern::{user_key, Interner, LocalInterner, SharedInterner, Sym, UserKey, NO_USER};
 use crate::job::{Clock, Job};
-use crate::normalize::{DedupRef, EventRef, RawEvent};
-use crate::tables::{Activity, DayHit, DayParts, Hit};
+use crate::normalize::{Code, DedupRef, EventRef, RawEvent};
+use crate::tables::{Activity, DayHit, DayParts, DayScratch, Hit};
 use buckets::{BucketId, Buckets};
 pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET_MIB};
 use codec::{Decoder, Dedup};
@@ -108,6 +108,9 @@ pub struct Batch {
     strings: Arc<Strings>,
     names: LocalInterner,
     groups: LocalInterner,
+    /// Symbols of the dictionary entries met in this batch's file.
+    name_codes: CodeMemo,
+    group_codes: CodeMemo,
     members: Vec<(u16, Sym)>,
     /// Encoded events by bucket, in input order within each.
     out: Vec<(BucketId, Vec<Vec<u8>>)>,
@@ -120,9 +123,10 @@ pub struct Batch {
 
 impl Batch {
     pub fn push(&mut self, e: RawEvent) {
-        let groups = e.groups.iter().map(|(k, g)| (*k, g.as_str()));
+        let groups = e.groups.iter().map(|(k, g)| (*k, g.as_str(), Code::NONE));
         self.push_parts(
             &e.name,
+            Code::NONE,
             e.user.as_deref(),
             e.time_us,
             e.ingest_us,
@@ -131,31 +135,38 @@ impl Batch {
         );
     }
 
+    /// An event of the batch's file (the file whose reader made `e`'s codes).
     pub fn push_ref(&mut self, e: EventRef<'_>) {
-        let groups = e.groups.iter().map(|(k, g)| (*k, g.as_ref()));
-        self.push_parts(e.name, e.user, e.time_us, e.ingest_us, e.dedup, groups);
+        let codes = e.group_codes.iter().copied().chain(std::iter::repeat(Code::NONE));
+        let groups = e.groups.iter().zip(codes).map(|((k, g), c)| (*k, g.as_ref(), c));
+        self.push_parts(e.name, e.name_code, e.user, e.time_us, e.ingest_us, e.dedup, groups);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn push_parts<'s>(
         &mut self,
         name: &str,
+        name_code: Code,
         user: Option<&str>,
         time_us: i64,
         ingest_us: Option<i64>,
         dedup: DedupRef,
-        groups: impl Iterator<Item = (u16, &'s str)>,
+        groups: impl Iterator<Item = (u16, &'s str, Code)>,
     ) {
         let strings = &*self.strings;
         self.members.clear();
-        for (k, g) in groups {
-            self.members.push((k, self.groups.get(g, &strings.groups)));
+        for (k, g, code) in groups {
+            let local = &mut self.groups;
+            let sym = self.group_codes.get(code, || local.get(g, &strings.groups));
+            self.members.push((k, sym));
         }
         let dedup = match dedup {
             DedupRef::NameUserTime(id) => Dedup::NameUserTime(id.map(|i| self.ids.hash64(i))),
             DedupRef::Id(id) => Dedup::Id(self.ids.hash128(id)),
             DedupRef::Unique => Dedup::Unique,
         };
-        let name = self.names.get(name, &strings.events);
+        let names = &mut self.names;
+        let name = self.name_codes.get(name_code, || names.get(name, &strings.events));
         let user = user.map_or(NO_USER, user_key);
         let id = match dedup {
             Dedup::Id(h) => BucketId::Id((h >> (128 - ID_BUCKET_BITS)) as u16),
@@ -185,6 +196,39 @@ impl Batch {
             self.members.iter().copied(),
         );
         self.events += 1;
+    }
+}
+
+/// Symbols already worked out for the dictionary entries ([`Code`]s) of one file: a row
+/// whose name or group id comes from a dictionary costs an array lookup, not a hash and a
+/// compare. Slots by dictionary number; a file's dictionaries are numbered in order, so
+/// the few a row group uses at once have slots of their own.
+#[derive(Clone, Default)]
+struct CodeMemo {
+    slots: [(u32, Vec<Sym>); 8],
+}
+
+impl CodeMemo {
+    const UNSET: Sym = Sym::MAX;
+
+    #[inline]
+    fn get(&mut self, code: Code, intern: impl FnOnce() -> Sym) -> Sym {
+        if code.is_none() {
+            return intern();
+        }
+        let (dict, syms) = &mut self.slots[code.dict as usize % 8];
+        if *dict != code.dict {
+            *dict = code.dict;
+            syms.clear();
+        }
+        let e = code.entry as usize;
+        if e >= syms.len() {
+            syms.resize(e + 1, Self::UNSET);
+        }
+        if syms[e] == Self::UNSET {
+            syms[e] = intern();
+        }
+        syms[e]
     }
 }
 
@@ -246,6 +290,8 @@ impl Attributor {
             strings: self.strings.clone(),
             names: LocalInterner::default(),
             groups: LocalInterner::default(),
+            name_codes: CodeMemo::default(),
+            group_codes: CodeMemo::default(),
             members: Vec::new(),
             out: Vec::new(),
             slots: FxHashMap::default(),
@@ -333,7 +379,9 @@ impl Attributor {
             .buckets
             .take_days()
             .into_par_iter()
-            .map(|(day, bucket)| Ok(process_day(&bucket.load()?, day, &rules)))
+            .map_init(Scratch::default, |scratch, (day, bucket)| {
+                Ok(process_day(&bucket.load()?, day, &rules, scratch))
+            })
             .collect();
         let mut parts = Vec::with_capacity(days.len());
         for d in days {
@@ -477,40 +525,13 @@ impl Keyed {
 /// for its hash table to stay in cache (a day of 10M events is 150k copies a partition).
 const DEDUP_PARTS: usize = 64;
 
-/// Which of a day bucket's events survive dedup, by index: every copy is kept but, for
-/// each (name, user, time[, insert id]), the one [`replaces`] picks. Names are compared
-/// as the readers numbered them: final numbering is a bijection, so it changes nothing.
-fn survivors(bytes: &[Vec<u8>], day: Day, duplicates: &mut u64) -> (Vec<u64>, u32) {
-    let mut dec = Decoder::new(bytes, day_base_us(day));
-    let estimate = bytes.iter().map(Vec::len).sum::<usize>() / 25 / DEDUP_PARTS + 16;
-    let mut parts: Vec<Vec<Keyed>> = (0..DEDUP_PARTS).map(|_| Vec::with_capacity(estimate)).collect();
-    let mut groups = Vec::new();
-    let mut n: u32 = 0;
-    while let Some(e) = dec.next(&mut groups) {
-        groups.clear();
-        let ordinal = n;
-        n = n.checked_add(1).expect("fewer than 2^32 events a day");
-        let Dedup::NameUserTime(insert) = e.dedup else {
-            debug_assert!(
-                matches!(e.dedup, Dedup::Unique),
-                "id-keyed events are deduplicated before their day"
-            );
-            continue;
-        };
-        let c = Keyed {
-            user: e.user,
-            time_us: e.time_us,
-            insert: insert.unwrap_or(0),
-            ingest_us: e.ingest_us.unwrap_or(0),
-            name: e.name,
-            ordinal,
-            flags: if insert.is_some() { INSERT } else { 0 } | if e.ingest_us.is_some() { INGEST } else { 0 },
-        };
-        parts[(c.key_hash() >> 58) as usize % DEDUP_PARTS].push(c);
-    }
-    let mut alive = vec![u64::MAX; (n as usize).div_ceil(64)];
+/// Marks in `alive` (one bit per copy, all set) the copies that lose dedup: for each
+/// (name, user, time[, insert id]), every copy but the one [`replaces`] picks. Names are
+/// compared as the readers numbered them: final numbering is a bijection, so it changes
+/// nothing. Returns the number of copies dropped.
+fn dedup_copies(parts: &[Vec<Keyed>], alive: &mut [u64], index: &mut hashbrown::HashTable<u32>) -> u64 {
+    let mut duplicates = 0;
     let mut kill = |ordinal: u32| alive[ordinal as usize / 64] &= !(1 << (ordinal % 64));
-    let mut index: hashbrown::HashTable<u32> = hashbrown::HashTable::new();
     for part in parts {
         index.clear();
         index.reserve(part.len(), |_| unreachable!("reserved while empty"));
@@ -520,7 +541,7 @@ fn survivors(bytes: &[Vec<u8>], day: Day, duplicates: &mut u64) -> (Vec<u64>, u3
             let key = c.key();
             match index.find_mut(h, |&k| part[k as usize].key() == key) {
                 Some(k) => {
-                    *duplicates += 1;
+                    duplicates += 1;
                     let old = &part[*k as usize];
                     if replaces(c.ingest(), old.ingest()) {
                         kill(old.ordinal);
@@ -535,60 +556,136 @@ fn survivors(bytes: &[Vec<u8>], day: Day, duplicates: &mut u64) -> (Vec<u64>, u3
             }
         }
     }
-    (alive, n)
+    duplicates
 }
 
-/// Deduplicates, attributes and aggregates one day bucket: one pass finds the surviving
-/// copies, a second decodes the bucket again and turns survivors into hits. No event is
-/// held between the two, so a day costs its bytes, ~50 bytes an event while deduplicating
-/// and its hits (24 bytes each) after.
-fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
+/// Buffers the per-day step reuses from day to day (see [`DayScratch`]).
+#[derive(Default)]
+struct Scratch {
+    parts: Vec<Vec<Keyed>>,
+    alive: Vec<u64>,
+    index: hashbrown::HashTable<u32>,
+    groups: Vec<(u16, Sym)>,
+    hits: Vec<DayHit>,
+    /// By copy: where its hits start in `hits` (one more entry at the end).
+    hit_starts: Vec<u32>,
+    /// By funnel hit: the copy it came from.
+    funnel_copies: Vec<u32>,
+    day: DayScratch,
+}
+
+/// Deduplicates, attributes and aggregates one day bucket in one pass over its bytes:
+/// every copy's hits are made as it is decoded and its dedup key set aside; then the
+/// copies that lose dedup (about 1% in Mixpanel exports) have their hits cut out. A day
+/// costs its bytes, ~50 bytes a copy for dedup and 24 bytes a hit.
+fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch) -> (DayParts, AttributionStats) {
     let mut stats = AttributionStats::default();
-    let (alive, n) = survivors(bytes, day, &mut stats.duplicates);
     let nkeys = rules.keys.len();
-    let mut hits: Vec<DayHit> = Vec::with_capacity(n as usize * 3 / 2);
+    let Scratch {
+        parts,
+        alive,
+        index,
+        groups,
+        hits,
+        hit_starts,
+        funnel_copies,
+        day: day_scratch,
+    } = scratch;
+    parts.resize_with(DEDUP_PARTS, Vec::new);
+    parts.iter_mut().for_each(Vec::clear);
+    hit_starts.clear();
+    funnel_copies.clear();
+    groups.clear();
+    hits.clear();
     let mut funnel_hits: Vec<Hit> = Vec::new();
     let mut dec = Decoder::new(bytes, day_base_us(day));
-    let mut groups = Vec::new();
-    let mut ordinal = 0usize;
-    while let Some(e) = dec.next(&mut groups) {
-        let live = alive[ordinal / 64] & (1 << (ordinal % 64)) != 0;
-        ordinal += 1;
-        if live {
-            let name = rules.canon.events[e.name as usize];
-            if rules.excluded[name as usize] {
-                stats.excluded += 1;
-            } else {
-                let before = hits.len();
-                for &(k, group) in &groups {
-                    let (from, clock) = rules.effective[k as usize];
-                    let clock_us = match clock {
-                        Clock::Event => e.time_us,
-                        Clock::Ingest => e.ingest_us.unwrap_or(e.time_us),
-                    };
-                    if from.is_some_and(|f| clock_us < f) {
-                        continue;
-                    }
-                    let group = rules.canon.groups[group as usize];
-                    hits.push(DayHit::new(k, group, name, e.user));
-                    if rules.funnel_step[name as usize * nkeys + k as usize] {
-                        funnel_hits.push(Hit {
-                            key: k,
-                            group,
-                            time_us: e.time_us,
-                            event: name,
-                            user: e.user,
-                            day,
-                        });
-                    }
+    let mut n: u32 = 0;
+    while let Some(e) = dec.next(groups) {
+        let ordinal = n;
+        n = n.checked_add(1).expect("fewer than 2^32 events a day");
+        hit_starts.push(hits.len() as u32);
+        match e.dedup {
+            Dedup::NameUserTime(insert) => {
+                let c = Keyed {
+                    user: e.user,
+                    time_us: e.time_us,
+                    insert: insert.unwrap_or(0),
+                    ingest_us: e.ingest_us.unwrap_or(0),
+                    name: e.name,
+                    ordinal,
+                    flags: if insert.is_some() { INSERT } else { 0 } | if e.ingest_us.is_some() { INGEST } else { 0 },
+                };
+                parts[(c.key_hash() >> 58) as usize % DEDUP_PARTS].push(c);
+            }
+            Dedup::Unique => {}
+            Dedup::Id(_) => unreachable!("id-keyed events are deduplicated before their day"),
+        }
+        let name = rules.canon.events[e.name as usize];
+        if rules.excluded[name as usize] {
+            stats.excluded += 1;
+        } else {
+            let before = hits.len();
+            for &(k, group) in groups.iter() {
+                let (from, clock) = rules.effective[k as usize];
+                let clock_us = match clock {
+                    Clock::Event => e.time_us,
+                    Clock::Ingest => e.ingest_us.unwrap_or(e.time_us),
+                };
+                if from.is_some_and(|f| clock_us < f) {
+                    continue;
                 }
-                if hits.len() > before {
-                    stats.attributed += 1;
+                let group = rules.canon.groups[group as usize];
+                hits.push(DayHit::new(k, group, name, e.user));
+                if rules.funnel_step[name as usize * nkeys + k as usize] {
+                    funnel_copies.push(ordinal);
+                    funnel_hits.push(Hit {
+                        key: k,
+                        group,
+                        time_us: e.time_us,
+                        event: name,
+                        user: e.user,
+                        day,
+                    });
                 }
+            }
+            if hits.len() > before {
+                stats.attributed += 1;
             }
         }
         groups.clear();
     }
+    hit_starts.push(hits.len() as u32);
+
+    alive.clear();
+    alive.resize((n as usize).div_ceil(64), u64::MAX);
+    stats.duplicates = dedup_copies(parts, alive, index);
+    if stats.duplicates > 0 {
+        let live = |ordinal: usize| alive[ordinal / 64] & (1 << (ordinal % 64)) != 0;
+        // Dropped copies come out of the counts made above: they were excluded (by name)
+        // or attributed (hits) like any other copy.
+        for part in parts.iter() {
+            for c in part.iter().filter(|c| !live(c.ordinal as usize)) {
+                let i = c.ordinal as usize;
+                if rules.excluded[rules.canon.events[c.name as usize] as usize] {
+                    stats.excluded -= 1;
+                } else if hit_starts[i + 1] > hit_starts[i] {
+                    stats.attributed -= 1;
+                }
+            }
+        }
+        let mut to = 0;
+        for i in 0..n as usize {
+            let (a, b) = (hit_starts[i] as usize, hit_starts[i + 1] as usize);
+            if live(i) && a < b {
+                hits.copy_within(a..b, to);
+                to += b - a;
+            }
+        }
+        hits.truncate(to);
+        let mut copies = funnel_copies.iter();
+        funnel_hits.retain(|_| live(*copies.next().expect("one copy per funnel hit") as usize));
+    }
     stats.hits = hits.len() as u64;
-    (DayParts::of_day(day, &mut hits, funnel_hits), stats)
+    let parts = DayParts::of_day_in(day, hits, funnel_hits, day_scratch);
+    (parts, stats)
 }

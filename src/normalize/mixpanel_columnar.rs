@@ -24,12 +24,13 @@ use arrow_array::{
     Array, Int16Array, Int32Array, Int64Array, Int8Array, LargeListArray, LargeStringArray, ListArray, PrimitiveArray,
     RecordBatch, StringArray, StringViewArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
 };
+use arrow_data::ArrayData;
 use arrow_schema::{DataType, TimeUnit};
 
 use super::mixpanel_fast::{
     int_epoch_us, ms_us, text_epoch_us, text_ms_us, GroupIds, PropsReader, Scratch as PropsScratch,
 };
-use super::{EventContext, EventRef};
+use super::{Code, EventContext, EventRef};
 use crate::sources::JSON_TEXT_COLUMNS;
 
 /// Top-level names `mixpanel::event` may read besides the event name, the group keys and
@@ -43,10 +44,17 @@ const FIELDS: [&str; 5] = [
 ];
 
 /// Hands on every row of `batch` it can read as a Mixpanel event, and pushes the indices
-/// of the others (ascending) into `declined`, for the general path.
-pub fn events(batch: &RecordBatch, ctx: &EventContext, push: &mut dyn FnMut(EventRef<'_>), declined: &mut Vec<usize>) {
+/// of the others (ascending) into `declined`, for the general path. `dicts` numbers the
+/// dictionaries of string columns for [`Code`]s: one per file, kept across its batches.
+pub fn events(
+    batch: &RecordBatch,
+    ctx: &EventContext,
+    dicts: &mut Dicts,
+    push: &mut dyn FnMut(EventRef<'_>),
+    declined: &mut Vec<usize>,
+) {
     let n = batch.num_rows();
-    let done = match Layout::of(batch, ctx) {
+    let done = match Layout::of(batch, ctx, dicts) {
         Some(Layout::Flat(flat)) => {
             flat.events(n, push, declined);
             true
@@ -59,6 +67,41 @@ pub fn events(batch: &RecordBatch, ctx: &EventContext, push: &mut dyn FnMut(Even
     };
     if !done {
         declined.extend(0..n);
+    }
+}
+
+/// Numbers the dictionaries of one file's batches. The Parquet reader hands every batch
+/// of a column chunk the same dictionary buffers (a list column's in a new array each
+/// time), so dictionaries are told apart by their buffers' addresses. Holding on to the
+/// recent ones means no other dictionary can take those addresses meanwhile.
+#[derive(Default)]
+pub struct Dicts {
+    recent: Vec<(ArrayData, u32)>,
+    next: u32,
+}
+
+impl Dicts {
+    /// Enough for a row group's string columns; older dictionaries are let go (and a
+    /// dictionary met again after that gets a new number, which is only slower).
+    const RECENT: usize = 16;
+
+    fn number(&mut self, values: &dyn Array) -> u32 {
+        let data = values.to_data();
+        if let Some((_, n)) = self.recent.iter().find(|(d, _)| d.ptr_eq(&data)) {
+            return *n;
+        }
+        if self.recent.len() == Self::RECENT {
+            self.recent.remove(0);
+        }
+        let n = self.next;
+        // `u32::MAX` is `Code::NONE`; four billion dictionaries in one file do not occur.
+        self.next = self
+            .next
+            .checked_add(1)
+            .filter(|&n| n < u32::MAX)
+            .expect("dictionary numbers");
+        self.recent.push((data, n));
+        n
     }
 }
 
@@ -114,11 +157,13 @@ enum Leaf<'a> {
         dict: &'a dyn Array,
         keys: Vec<usize>,
         values: Box<Leaf<'a>>,
+        /// Its number in the file's [`Dicts`], when its values are strings.
+        number: Option<u32>,
     },
 }
 
 impl<'a> Leaf<'a> {
-    fn of(a: &'a dyn Array) -> Option<Leaf<'a>> {
+    fn of(a: &'a dyn Array, dicts: &mut Dicts) -> Option<Leaf<'a>> {
         Some(match a.data_type() {
             DataType::Utf8 => Leaf::Utf8(a.as_string::<i32>()),
             DataType::LargeUtf8 => Leaf::Large(a.as_string::<i64>()),
@@ -139,7 +184,9 @@ impl<'a> Leaf<'a> {
             }),
             DataType::Dictionary(_, _) => {
                 let d = a.as_any_dictionary();
-                let values = Leaf::of(d.values().as_ref())?;
+                let values = Leaf::of(d.values().as_ref(), dicts)?;
+                let number = matches!(values, Leaf::Utf8(_) | Leaf::Large(_) | Leaf::View(_))
+                    .then(|| dicts.number(d.values().as_ref()));
                 // `normalized_keys` panics on empty values; then every key is null (or
                 // the array is invalid, and its rows are declined).
                 let keys = if d.values().is_empty() {
@@ -151,6 +198,7 @@ impl<'a> Leaf<'a> {
                     dict: a,
                     keys,
                     values: Box::new(values),
+                    number,
                 }
             }
             _ => return None,
@@ -211,13 +259,43 @@ impl<'a> Leaf<'a> {
                 Stamps::Us(a) => stamp(*a, i, |v| v),
                 Stamps::Ns(a) => stamp(*a, i, |v| v.div_euclid(1000)),
             },
-            Leaf::Dict { dict, keys, values } => {
+            Leaf::Dict { dict, keys, values, .. } => {
                 if dict.is_null(i) {
                     Cell::Null
                 } else {
                     keys.get(i).map_or(Cell::Bad, |&k| values.cell(k))
                 }
             }
+        }
+    }
+}
+
+impl<'a> Leaf<'a> {
+    /// [`Leaf::cell`], and where a string cell came from when this is a dictionary.
+    #[inline]
+    fn coded_cell(&self, i: usize) -> (Cell<'a>, Code) {
+        match self {
+            Leaf::Dict {
+                dict,
+                keys,
+                values,
+                number: Some(number),
+            } => {
+                if dict.is_null(i) {
+                    return (Cell::Null, Code::NONE);
+                }
+                match keys.get(i) {
+                    Some(&k) => (
+                        values.cell(k),
+                        Code {
+                            dict: *number,
+                            entry: k as u32,
+                        },
+                    ),
+                    None => (Cell::Bad, Code::NONE),
+                }
+            }
+            _ => (self.cell(i), Code::NONE),
         }
     }
 }
@@ -231,17 +309,17 @@ enum IdCol<'a> {
 }
 
 impl<'a> IdCol<'a> {
-    fn of(a: &'a dyn Array) -> Option<IdCol<'a>> {
+    fn of(a: &'a dyn Array, dicts: &mut Dicts) -> Option<IdCol<'a>> {
         Some(match a.data_type() {
             DataType::List(_) => {
                 let l = a.as_list::<i32>();
-                IdCol::List(l, Leaf::of(l.values().as_ref())?)
+                IdCol::List(l, Leaf::of(l.values().as_ref(), dicts)?)
             }
             DataType::LargeList(_) => {
                 let l = a.as_list::<i64>();
-                IdCol::LargeList(l, Leaf::of(l.values().as_ref())?)
+                IdCol::LargeList(l, Leaf::of(l.values().as_ref(), dicts)?)
             }
-            _ => IdCol::One(Leaf::of(a)?),
+            _ => IdCol::One(Leaf::of(a, dicts)?),
         })
     }
 
@@ -249,12 +327,12 @@ impl<'a> IdCol<'a> {
     #[inline]
     fn push(&self, i: usize, k: u16, ids: &mut GroupIds<'a>) -> Option<()> {
         match self {
-            IdCol::One(leaf) => push_cell(leaf.cell(i), k, ids),
+            IdCol::One(leaf) => push_cell(leaf.coded_cell(i), k, ids),
             IdCol::List(l, child) => {
                 if !l.is_null(i) {
                     let o = l.value_offsets();
                     for j in o[i] as usize..o[i + 1] as usize {
-                        push_cell(child.cell(j), k, ids)?;
+                        push_cell(child.coded_cell(j), k, ids)?;
                     }
                 }
                 Some(())
@@ -263,7 +341,7 @@ impl<'a> IdCol<'a> {
                 if !l.is_null(i) {
                     let o = l.value_offsets();
                     for j in o[i] as usize..o[i + 1] as usize {
-                        push_cell(child.cell(j), k, ids)?;
+                        push_cell(child.coded_cell(j), k, ids)?;
                     }
                 }
                 Some(())
@@ -275,10 +353,10 @@ impl<'a> IdCol<'a> {
 /// `values::group_ids` of one scalar: a non-empty string as it is, an integer as its
 /// decimal text, null none.
 #[inline]
-fn push_cell<'a>(c: Cell<'a>, k: u16, ids: &mut GroupIds<'a>) -> Option<()> {
+fn push_cell<'a>((c, code): (Cell<'a>, Code), k: u16, ids: &mut GroupIds<'a>) -> Option<()> {
     match c {
         Cell::Null => {}
-        Cell::Str(s) => ids.push_str(k, s),
+        Cell::Str(s) => ids.push_coded(k, s, code),
         Cell::Int(v) => ids.push_display(k, v),
         // The general path would read the timestamp's text as an id: not copied here.
         Cell::Micros(_) | Cell::Bad => return None,
@@ -308,13 +386,13 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<Option<&'a dyn Array
 
 impl<'a> Layout<'a> {
     /// Resolves the columns the lookup can read; `None`: the batch is not read here.
-    fn of(batch: &'a RecordBatch, ctx: &EventContext) -> Option<Layout<'a>> {
+    fn of(batch: &'a RecordBatch, ctx: &EventContext, dicts: &mut Dicts) -> Option<Layout<'a>> {
         // `mixpanel::event` takes `event`, and `event_name` only where there is no `event`.
         let name = match column(batch, "event").ok()? {
             Some(c) => c,
             None => column(batch, "event_name").ok()??,
         };
-        let name = Leaf::of(name)?;
+        let name = Leaf::of(name, dicts)?;
         let mut json_text = Vec::new();
         for (f, c) in batch.schema_ref().fields().iter().zip(batch.columns()) {
             // `sources::parquet` parses these as JSON text: a value there can make the row
@@ -334,24 +412,24 @@ impl<'a> Layout<'a> {
                 }
                 Some(Layout::Props(Props {
                     name,
-                    props: Leaf::of(props)?,
+                    props: Leaf::of(props, dicts)?,
                     json_text,
                 }))
             }
             None => {
-                let leaf = |n: &str| -> Option<Option<Leaf<'a>>> {
-                    match column(batch, n).ok()? {
-                        None => Some(None),
-                        Some(c) => Leaf::of(c).map(Some),
-                    }
-                };
                 let mut keys = Vec::with_capacity(ctx.keys.len());
                 for k in ctx.keys {
                     keys.push(match column(batch, k).ok()? {
                         None => None,
-                        Some(c) => Some(IdCol::of(c)?),
+                        Some(c) => Some(IdCol::of(c, dicts)?),
                     });
                 }
+                let mut leaf = |n: &str| -> Option<Option<Leaf<'a>>> {
+                    match column(batch, n).ok()? {
+                        None => Some(None),
+                        Some(c) => Leaf::of(c, dicts).map(Some),
+                    }
+                };
                 Some(Layout::Flat(Box::new(Flat {
                     name,
                     time: leaf("time")?,
@@ -372,9 +450,9 @@ fn json_text_at(cols: &[&dyn Array], i: usize) -> bool {
     cols.iter().any(|c| !c.is_null(i))
 }
 
-fn name_at<'a>(leaf: &Leaf<'a>, i: usize) -> Option<&'a str> {
-    match leaf.cell(i) {
-        Cell::Str(s) if !s.is_empty() => Some(s),
+fn name_at<'a>(leaf: &Leaf<'a>, i: usize) -> Option<(&'a str, Code)> {
+    match leaf.coded_cell(i) {
+        (Cell::Str(s), code) if !s.is_empty() => Some((s, code)),
         _ => None,
     }
 }
@@ -421,7 +499,7 @@ impl<'a> Flat<'a> {
         if json_text_at(&self.json_text, i) {
             return None;
         }
-        let name = name_at(&self.name, i)?;
+        let (name, name_code) = name_at(&self.name, i)?;
         let time_us = match at(&self.time, i) {
             Cell::Int(v) => int_epoch_us(v)?,
             Cell::Str(t) => text_epoch_us(t)?,
@@ -471,7 +549,7 @@ impl<'a> Flat<'a> {
                 col.push(i, k as u16, ids)?;
             }
         }
-        Some(ids.event(name, user, time_us, ingest_us, insert_id))
+        Some(ids.event(name, name_code, user, time_us, ingest_us, insert_id))
     }
 }
 
@@ -501,7 +579,7 @@ impl<'a> Props<'a> {
         if json_text_at(&self.json_text, i) {
             return None;
         }
-        let name = name_at(&self.name, i)?;
+        let (name, _) = name_at(&self.name, i)?;
         // Null or blank text is a missing `properties`, and then nothing gives a time.
         let Cell::Str(text) = self.props.cell(i) else {
             return None;
@@ -536,7 +614,17 @@ mod tests {
         let ctx = EventContext { keys, columns: None };
         let mut taken: Vec<RawEvent> = Vec::new();
         let mut declined = Vec::new();
-        events(batch, &ctx, &mut |e| taken.push(e.to_owned()), &mut declined);
+        let mut codes = Codes::default();
+        events(
+            batch,
+            &ctx,
+            &mut Dicts::default(),
+            &mut |e| {
+                codes.see(&e);
+                taken.push(e.to_owned())
+            },
+            &mut declined,
+        );
         assert!(declined.windows(2).all(|w| w[0] < w[1]), "{declined:?}");
         assert!(declined.iter().all(|&i| i < batch.num_rows()));
         assert_eq!(taken.len() + declined.len(), batch.num_rows());
@@ -856,21 +944,112 @@ mod tests {
         ]
     }
 
-    /// Reads `b` from a Parquet file with the fast path as the batch hook, and without:
-    /// the events and rejects must be the same.
-    fn hooked_equals_general(b: &RecordBatch, keys: &[String]) {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("e.parquet");
+    /// Every string with a [`Code`] seen so far, by code: one code, one string.
+    #[derive(Default)]
+    struct Codes {
+        strings: std::collections::HashMap<(u32, u32), String>,
+        dicts: std::collections::BTreeSet<u32>,
+        coded: usize,
+    }
+
+    impl Codes {
+        fn see(&mut self, e: &EventRef) {
+            assert!(e.group_codes.is_empty() || e.group_codes.len() == e.groups.len());
+            let strings = std::iter::once((e.name_code, e.name))
+                .chain(e.group_codes.iter().zip(e.groups).map(|(c, (_, g))| (*c, g.as_ref())));
+            for (code, s) in strings.filter(|(c, _)| !c.is_none()) {
+                self.coded += 1;
+                self.dicts.insert(code.dict);
+                let known = self
+                    .strings
+                    .entry((code.dict, code.entry))
+                    .or_insert_with(|| s.to_string());
+                assert_eq!(known, s, "{code:?} names two strings");
+            }
+        }
+    }
+
+    fn parquet_file(dir: &std::path::Path, b: &RecordBatch) -> InputFile {
+        let p = dir.join("e.parquet");
         let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&p).unwrap(), b.schema(), None).unwrap();
         w.write(b).unwrap();
         w.close().unwrap();
-        let file = InputFile {
+        InputFile {
             path: p.to_str().unwrap().to_string(),
             size: std::fs::metadata(&p).unwrap().len(),
             mtime: 0,
             etag: None,
             bucket: None,
+        }
+    }
+
+    #[test]
+    fn dictionary_codes_name_one_string_across_a_files_batches() {
+        // Three batches of 8192 rows from one row group: each dictionary-encoded column
+        // keeps one dictionary number, a list column's included.
+        let n = 20_000;
+        let names = ["Sign Up", "Login", "Purchase"];
+        let mut companies = ListBuilder::new(StringBuilder::new());
+        for i in 0..n {
+            companies.values().append_value(format!("c{}", i % 5));
+            if i % 7 == 0 {
+                companies.values().append_value(format!("c{}", (i + 1) % 5));
+            }
+            companies.append(true);
+        }
+        let b = batch(vec![
+            (
+                "event",
+                Arc::new(StringArray::from_iter_values((0..n).map(|i| names[i % 3]))) as ArrayRef,
+            ),
+            (
+                "time",
+                Arc::new(Int64Array::from_iter_values((0..n).map(|i| 1_700_000_000 + i as i64))),
+            ),
+            (
+                "distinct_id",
+                Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("u{i}")))),
+            ),
+            ("company_id", Arc::new(companies.finish())),
+            (
+                "team_id",
+                Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("t{}", i % 4)))),
+            ),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = parquet_file(dir.path(), &b);
+        let ctx = EventContext {
+            keys: &keys(),
+            columns: None,
         };
+        let mut dicts = Dicts::default();
+        let (mut codes, mut taken) = (Codes::default(), 0);
+        let mut hook = |b: &RecordBatch, d: &mut Vec<usize>| {
+            events(
+                b,
+                &ctx,
+                &mut dicts,
+                &mut |e| {
+                    codes.see(&e);
+                    taken += 1;
+                },
+                d,
+            )
+        };
+        read_file_with(&file, None, None, Some(&mut hook), &mut |r| panic!("declined: {r:?}")).unwrap();
+        assert_eq!(taken, n);
+        // Names, companies and teams are coded; user ids are hashed, not interned, so they
+        // carry no code.
+        assert_eq!(codes.coded, n + (n + n.div_ceil(7)) + n);
+        assert_eq!(codes.dicts.len(), 3, "{:?}", codes.dicts);
+        assert_eq!(codes.strings.len(), 3 + 5 + 4);
+    }
+
+    /// Reads `b` from a Parquet file with the fast path as the batch hook, and without:
+    /// the events and rejects must be the same.
+    fn hooked_equals_general(b: &RecordBatch, keys: &[String]) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = parquet_file(dir.path(), b);
         let ctx = EventContext { keys, columns: None };
         let general = |out: &mut Vec<String>, r: Record| {
             out.push(match r.value {
@@ -882,11 +1061,16 @@ mod tests {
         read_file(&file, None, &mut |r| general(&mut alone, r)).unwrap();
         let mut hooked = Vec::new();
         let mut fast = Vec::new();
+        let (mut dicts, mut codes) = (Dicts::default(), Codes::default());
         let mut hook = |b: &RecordBatch, d: &mut Vec<usize>| {
             events(
                 b,
                 &ctx,
-                &mut |e| fast.push(format!("{:?}", Ok::<_, String>(e.to_owned()))),
+                &mut dicts,
+                &mut |e| {
+                    codes.see(&e);
+                    fast.push(format!("{:?}", Ok::<_, String>(e.to_owned())))
+                },
                 d,
             )
         };

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::Number;
 
 use super::values::parse_iso_us;
-use super::{DedupRef, EventContext, EventRef, RawEvent};
+use super::{Code, DedupRef, EventContext, EventRef, RawEvent};
 
 /// The event in `text` (an NDJSON line), or `None` to take the general path.
 pub fn event(text: &[u8], ctx: &EventContext) -> Option<RawEvent> {
@@ -107,6 +107,8 @@ pub(crate) fn write_number(out: &mut String, n: &Number) {
 #[derive(Debug, Default)]
 pub(crate) struct GroupIds<'a> {
     ids: Vec<(u16, Cow<'a, str>)>,
+    /// One per id: where it came from (`Code::NONE` if not known).
+    codes: Vec<Code>,
     spare: Vec<String>,
     key_start: usize,
 }
@@ -118,6 +120,7 @@ impl<'a> GroupIds<'a> {
                 self.spare.push(s);
             }
         }
+        self.codes.clear();
         self.key_start = 0;
     }
 
@@ -132,8 +135,14 @@ impl<'a> GroupIds<'a> {
 
     /// A string id; empty strings give none.
     pub(crate) fn push_str(&mut self, k: u16, id: &'a str) {
+        self.push_coded(k, id, Code::NONE);
+    }
+
+    /// A string id from where `code` says.
+    pub(crate) fn push_coded(&mut self, k: u16, id: &'a str, code: Code) {
         if !id.is_empty() && !self.seen(id) {
             self.ids.push((k, Cow::Borrowed(id)));
+            self.codes.push(code);
         }
     }
 
@@ -148,6 +157,7 @@ impl<'a> GroupIds<'a> {
                     s.clear();
                     s.push_str(o);
                     self.ids.push((k, Cow::Owned(s)));
+                    self.codes.push(Code::NONE);
                 }
             }
         }
@@ -173,6 +183,7 @@ impl<'a> GroupIds<'a> {
             self.spare.push(s);
         } else {
             self.ids.push((k, Cow::Owned(s)));
+            self.codes.push(Code::NONE);
         }
     }
 
@@ -180,6 +191,7 @@ impl<'a> GroupIds<'a> {
     pub(crate) fn event<'s>(
         &'s self,
         name: &'s str,
+        name_code: Code,
         user: Option<&'s str>,
         time_us: i64,
         ingest_us: Option<i64>,
@@ -192,6 +204,8 @@ impl<'a> GroupIds<'a> {
             ingest_us,
             dedup: DedupRef::NameUserTime(insert_id),
             groups: self.as_slice(),
+            name_code,
+            group_codes: &self.codes,
         }
     }
 
@@ -404,7 +418,7 @@ impl<'k> PropsReader<'k> {
                 Val::Absent | Val::Null | Val::Other => {}
             }
         }
-        Some(ids.event(name, user, time_us, ingest_us, insert_id))
+        Some(ids.event(name, Code::NONE, user, time_us, ingest_us, insert_id))
     }
 }
 

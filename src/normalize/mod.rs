@@ -48,6 +48,32 @@ pub struct EventRef<'a> {
     pub dedup: DedupRef<'a>,
     /// Candidate memberships, distinct per key, as in [`RawEvent::groups`].
     pub groups: &'a [(u16, Cow<'a, str>)],
+    /// Where `name` came from, when the reader knows.
+    pub name_code: Code,
+    /// Where each of `groups` came from (same order), or empty when none is known.
+    pub group_codes: &'a [Code],
+}
+
+/// Where a reader got a string, when it knows: entry `entry` of the dictionary it numbered
+/// `dict` (a Parquet column chunk's dictionary). A reader never gives two dictionaries one
+/// number while reading one file, so within a file equal codes are equal strings, and a
+/// consumer may work a string's value out once per code instead of once per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Code {
+    pub dict: u32,
+    pub entry: u32,
+}
+
+impl Code {
+    /// Not known.
+    pub const NONE: Code = Code {
+        dict: u32::MAX,
+        entry: 0,
+    };
+
+    pub fn is_none(self) -> bool {
+        self.dict == u32::MAX
+    }
 }
 
 /// [`DedupKey`], borrowed.

@@ -230,10 +230,12 @@ fn read_events(
                 let mut events = events.borrow_mut();
                 mixpanel_fast::push_event(text, &props_reader, &mut |e| events.push_ref(e))
             };
-            // Mixpanel Parquet rows are read straight from the Arrow columns.
+            // Mixpanel Parquet rows are read straight from the Arrow columns. The file's
+            // dictionaries are numbered for this file's batch only.
+            let mut dicts = mixpanel_columnar::Dicts::default();
             let mut columnar = |batch: &arrow_array::RecordBatch, declined: &mut Vec<usize>| {
                 let mut events = events.borrow_mut();
-                mixpanel_columnar::events(batch, &ctx, &mut |e| events.push_ref(e), declined)
+                mixpanel_columnar::events(batch, &ctx, &mut dicts, &mut |e| events.push_ref(e), declined)
             };
             let mixpanel = job.events.format == Vendor::Mixpanel;
             let hook: Option<sources::TextHook> = mixpanel.then_some(&mut fast);

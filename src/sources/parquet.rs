@@ -4,14 +4,18 @@
 //! A [`BatchHook`] sees each batch first, and only the rows it declines become records.
 
 use std::fs::File;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use futures::StreamExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::basic::Encoding;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ColumnChunkMetaData;
 use serde_json::{Map, Number, Value};
 
 use super::{parse_json_column, BatchHook, Position, Record, SourceError, Unreadable, JSON_TEXT_COLUMNS};
@@ -38,8 +42,10 @@ pub(super) fn read(path: &str, hook: Option<BatchHook>, each: &mut dyn FnMut(Rec
         path: path.to_string(),
         source,
     })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| decode_err(path, e))?
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .and_then(keep_dictionaries)
+        .map_err(|e| decode_err(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
         .with_batch_size(8192)
         .build()
         .map_err(|e| decode_err(path, e))?;
@@ -76,8 +82,11 @@ pub(super) fn read_s3(
     hook: Option<BatchHook>,
     each: &mut dyn FnMut(Record),
 ) -> Result<(), SourceError> {
-    let mut stream = block_on(ParquetRecordBatchStreamBuilder::new(reader))
-        .map_err(|e| parquet_err(path, e))?
+    let mut reader = reader;
+    let meta = block_on(ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()))
+        .and_then(keep_dictionaries)
+        .map_err(|e| parquet_err(path, e))?;
+    let mut stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
         .with_batch_size(8192)
         .build()
         .map_err(|e| parquet_err(path, e))?;
@@ -87,6 +96,66 @@ pub(super) fn read_s3(
         emit.batch(&batch, each);
     }
     Ok(())
+}
+
+/// Has string columns whose every data page is dictionary-encoded (in every row group)
+/// read as Arrow dictionaries: the reader then hands over the file's dictionary and its
+/// keys instead of copying each row's text, and the columnar paths work out a value once
+/// per dictionary entry (event names, group ids) instead of once per row. A column with a
+/// plain page anywhere (a dictionary that overflowed, as unique ids do) stays a string
+/// column: as a dictionary the reader would hash every value into a new one.
+fn keep_dictionaries(meta: ArrowReaderMetadata) -> Result<ArrowReaderMetadata, ParquetError> {
+    let file = meta.metadata();
+    let descr = file.file_metadata().schema_descr();
+    let schema = meta.schema();
+    // Leaves by root field (same order as the Arrow fields, which are read unprojected).
+    let mut leaves: Vec<Vec<usize>> = vec![Vec::new(); schema.fields().len()];
+    for leaf in 0..descr.num_columns() {
+        if let Some(l) = leaves.get_mut(descr.get_column_root_idx(leaf)) {
+            l.push(leaf);
+        }
+    }
+    let all_dictionary = |leaf: usize| {
+        !file.row_groups().is_empty() && file.row_groups().iter().all(|rg| is_all_dictionary(rg.column(leaf)))
+    };
+    let dict = |t: &DataType| DataType::Dictionary(Box::new(DataType::Int32), Box::new(t.clone()));
+    let mut changed = false;
+    let fields: Vec<Arc<Field>> = schema
+        .fields()
+        .iter()
+        .zip(&leaves)
+        .map(|(f, leaves)| {
+            let hinted = match (f.data_type(), leaves.as_slice()) {
+                (DataType::Utf8, &[leaf]) if all_dictionary(leaf) => Some(dict(f.data_type())),
+                (DataType::List(item), &[leaf]) if *item.data_type() == DataType::Utf8 && all_dictionary(leaf) => {
+                    let item = Field::new(item.name(), dict(item.data_type()), item.is_nullable())
+                        .with_metadata(item.metadata().clone());
+                    Some(DataType::List(Arc::new(item)))
+                }
+                _ => None,
+            };
+            match hinted {
+                Some(t) => {
+                    changed = true;
+                    Arc::new(f.as_ref().clone().with_data_type(t))
+                }
+                None => f.clone(),
+            }
+        })
+        .collect();
+    if !changed {
+        return Ok(meta);
+    }
+    let hinted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    ArrowReaderMetadata::try_new(file.clone(), ArrowReaderOptions::new().with_schema(hinted))
+}
+
+/// Whether every data page of a column chunk is dictionary-encoded (Parquet's own
+/// recipe: a dictionary page, and page encoding statistics with one dictionary encoding).
+fn is_all_dictionary(c: &ColumnChunkMetaData) -> bool {
+    c.dictionary_page_offset().is_some()
+        && c.page_encoding_stats_mask()
+            .is_some_and(|m| m.is_only(Encoding::PLAIN_DICTIONARY) || m.is_only(Encoding::RLE_DICTIONARY))
 }
 
 /// Turns batches into records, counting rows over the whole file.

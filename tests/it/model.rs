@@ -952,6 +952,10 @@ struct Model {
     rejects: usize,
     /// Event copies dropped by dedup.
     duplicates: usize,
+    /// Distinct events dropped by `exclude_events`.
+    excluded: usize,
+    /// Distinct, not excluded events with at least one (key, group) hit.
+    attributed: usize,
     tables: BTreeMap<&'static str, Vec<String>>,
 }
 
@@ -1015,10 +1019,13 @@ fn model(case: &Case) -> Model {
         .clone()
         .unwrap_or_else(|| vec!["$groupidentify".into(), "$delete_group_property".into()]);
     let mut hits: Vec<Hit> = Vec::new();
+    let (mut excluded, mut attributed) = (0, 0);
     for e in kept.values() {
         if exclude.contains(&e.name) {
+            excluded += 1;
             continue;
         }
+        let before = hits.len();
         for k in &case.keys {
             let clock = if k.clock_ingest {
                 e.ingest_us.unwrap_or(e.time_us)
@@ -1044,6 +1051,9 @@ fn model(case: &Case) -> Model {
                     user: e.user.clone(),
                 });
             }
+        }
+        if hits.len() > before {
+            attributed += 1;
         }
     }
 
@@ -1406,6 +1416,8 @@ fn model(case: &Case) -> Model {
     Model {
         rejects,
         duplicates,
+        excluded,
+        attributed,
         tables,
     }
 }
@@ -1441,6 +1453,13 @@ fn check_seed(seed: u64, keep: bool) {
         problems.push(format!(
             "run summary: {} duplicates, the model dropped {}",
             summary.attribution.duplicates, want.duplicates
+        ));
+    }
+    let got = (summary.attribution.excluded, summary.attribution.attributed);
+    if got != (want.excluded as u64, want.attributed as u64) {
+        problems.push(format!(
+            "run summary: (excluded, attributed) {got:?}, the model has ({}, {})",
+            want.excluded, want.attributed
         ));
     }
     if summary.rejects != case.bad_lines as u64 {
