@@ -571,6 +571,8 @@ struct Scratch {
     hit_starts: Vec<u32>,
     /// By funnel hit: the copy it came from.
     funnel_copies: Vec<u32>,
+    /// The copies that lose dedup.
+    dead: Vec<u32>,
     day: DayScratch,
 }
 
@@ -589,6 +591,7 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
         hits,
         hit_starts,
         funnel_copies,
+        dead,
         day: day_scratch,
     } = scratch;
     parts.resize_with(DEDUP_PARTS, Vec::new);
@@ -663,25 +666,27 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
         let live = |ordinal: usize| alive[ordinal / 64] & (1 << (ordinal % 64)) != 0;
         // Dropped copies come out of the counts made above: they were excluded (by name)
         // or attributed (hits) like any other copy.
-        for part in parts.iter() {
-            for c in part.iter().filter(|c| !live(c.ordinal as usize)) {
-                let i = c.ordinal as usize;
-                if rules.excluded[rules.canon.events[c.name as usize] as usize] {
-                    stats.excluded -= 1;
-                } else if hit_starts[i + 1] > hit_starts[i] {
-                    stats.attributed -= 1;
-                }
+        dead.clear();
+        for c in parts.iter().flatten().filter(|c| !live(c.ordinal as usize)) {
+            let i = c.ordinal as usize;
+            if rules.excluded[rules.canon.events[c.name as usize] as usize] {
+                stats.excluded -= 1;
+            } else if hit_starts[i + 1] > hit_starts[i] {
+                stats.attributed -= 1;
             }
+            dead.push(c.ordinal);
         }
-        let mut to = 0;
-        for i in 0..n as usize {
-            let (a, b) = (hit_starts[i] as usize, hit_starts[i + 1] as usize);
-            if live(i) && a < b {
-                hits.copy_within(a..b, to);
-                to += b - a;
-            }
+        // The hits between two dropped copies move down in one piece.
+        dead.sort_unstable();
+        let (mut to, mut from) = (0, 0);
+        for &d in dead.iter() {
+            let (start, end) = (hit_starts[d as usize] as usize, hit_starts[d as usize + 1] as usize);
+            hits.copy_within(from..start, to);
+            to += start - from;
+            from = end;
         }
-        hits.truncate(to);
+        hits.copy_within(from.., to);
+        hits.truncate(to + hits.len() - from);
         let mut copies = funnel_copies.iter();
         funnel_hits.retain(|_| live(*copies.next().expect("one copy per funnel hit") as usize));
     }
