@@ -15,8 +15,11 @@ fn main() -> ExitCode {
     // default 10 ms delay mimalloc has returned those pages to the OS in between, and each
     // batch faulted in (and the kernel zeroed) fresh ones: ~10% of a run's CPU. A second
     // keeps them; freed memory still goes back, a second later.
-    // SAFETY: sets an integer option; mimalloc reads options atomically.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    // mimalloc's own environment variable still decides where it is set.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets an integer option; mimalloc reads options atomically.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    }
     // Bad invocations exit 2 (clap's own convention matches ours).
     let cli = groupetl::cli::Cli::parse();
     groupetl::cli::main(cli).into()

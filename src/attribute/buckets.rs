@@ -86,6 +86,11 @@ pub(super) struct Buckets {
 }
 
 impl Buckets {
+    /// Encoded bytes held in memory before buckets spill.
+    pub(super) fn memory_budget(&self) -> usize {
+        self.options.memory_budget
+    }
+
     pub(super) fn new(options: SpillOptions) -> Self {
         Buckets {
             options,

@@ -32,7 +32,7 @@ use crate::calendar::{Day, DayMapper};
 use crate::intern::{user_key, Interner, LocalInterner, SharedInterner, Sym, UserKey, NO_USER};
 use crate::job::{Clock, Job};
 use crate::normalize::{Code, DedupRef, EventRef, RawEvent};
-use crate::tables::{Activity, DayHit, DayParts, DayScratch, Hit};
+use crate::tables::{Activity, DayHit, DayParts, DayScratch, Hit, RETAIN_BYTES};
 use buckets::{BucketId, Buckets};
 pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET_MIB};
 use codec::{Decoder, Dedup};
@@ -241,6 +241,8 @@ struct Rules {
     /// By `event * keys + key`: whether a funnel of that key has that event as a step.
     funnel_step: Vec<bool>,
     canon: Canon,
+    /// Largest day processed in one decoding pass (see [`process_day`]).
+    one_pass_bytes: usize,
 }
 
 /// Final ids of the event names and group ids the readers numbered as they met them:
@@ -336,6 +338,7 @@ impl Attributor {
             excluded,
             funnel_step,
             canon,
+            one_pass_bytes: (self.buckets.memory_budget() / 8).min(ONE_PASS_BYTES),
         }
     }
 
@@ -569,20 +572,24 @@ struct Scratch {
     hits: Vec<DayHit>,
     /// By copy: where its hits start in `hits` (one more entry at the end).
     hit_starts: Vec<u32>,
-    /// By funnel hit: the copy it came from.
+    /// By funnel hit: the copy it came from (one-pass days).
     funnel_copies: Vec<u32>,
     /// The copies that lose dedup.
     dead: Vec<u32>,
     day: DayScratch,
 }
 
-/// Deduplicates, attributes and aggregates one day bucket in one pass over its bytes:
-/// every copy's hits are made as it is decoded and its dedup key set aside; then the
-/// copies that lose dedup (about 1% in Mixpanel exports) have their hits cut out. A day
-/// costs its bytes, ~50 bytes a copy for dedup and 24 bytes a hit.
+/// Deduplicates, attributes and aggregates one day bucket. A day of up to
+/// `rules.one_pass_bytes` is decoded once: every copy's hits are made as it is decoded and its
+/// dedup key set aside, then the copies that lose dedup (about 1% in Mixpanel exports) have
+/// their hits cut out. A larger day is decoded twice, dedup keys first and then the
+/// surviving copies' hits, so that its keys and its hits are never held at once: a day
+/// costs ~50 bytes a copy while deduplicating and 24 bytes a hit after.
 fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch) -> (DayParts, AttributionStats) {
+    let size: usize = bytes.iter().map(Vec::len).sum();
+    let one_pass = size <= rules.one_pass_bytes;
+    let estimate = size / 25; // encoded events are ~25-40 bytes
     let mut stats = AttributionStats::default();
-    let nkeys = rules.keys.len();
     let Scratch {
         parts,
         alive,
@@ -595,18 +602,29 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
         day: day_scratch,
     } = scratch;
     parts.resize_with(DEDUP_PARTS, Vec::new);
-    parts.iter_mut().for_each(Vec::clear);
+    for p in parts.iter_mut() {
+        p.clear();
+        p.reserve(estimate / DEDUP_PARTS + 16);
+    }
     hit_starts.clear();
     funnel_copies.clear();
     groups.clear();
     hits.clear();
     let mut funnel_hits: Vec<Hit> = Vec::new();
+    let mut made = Made {
+        hits,
+        funnel_hits: &mut funnel_hits,
+        funnel_copies,
+        stats: &mut stats,
+    };
+    if one_pass {
+        made.hits.reserve(estimate * 3 / 2);
+    }
     let mut dec = Decoder::new(bytes, day_base_us(day));
     let mut n: u32 = 0;
     while let Some(e) = dec.next(groups) {
         let ordinal = n;
         n = n.checked_add(1).expect("fewer than 2^32 events a day");
-        hit_starts.push(hits.len() as u32);
         match e.dedup {
             Dedup::NameUserTime(insert) => {
                 let c = Keyed {
@@ -623,61 +641,47 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
             Dedup::Unique => {}
             Dedup::Id(_) => unreachable!("id-keyed events are deduplicated before their day"),
         }
-        let name = rules.canon.events[e.name as usize];
-        if rules.excluded[name as usize] {
-            stats.excluded += 1;
-        } else {
-            let before = hits.len();
-            for &(k, group) in groups.iter() {
-                let (from, clock) = rules.effective[k as usize];
-                let clock_us = match clock {
-                    Clock::Event => e.time_us,
-                    Clock::Ingest => e.ingest_us.unwrap_or(e.time_us),
-                };
-                if from.is_some_and(|f| clock_us < f) {
-                    continue;
-                }
-                let group = rules.canon.groups[group as usize];
-                hits.push(DayHit::new(k, group, name, e.user));
-                if rules.funnel_step[name as usize * nkeys + k as usize] {
-                    funnel_copies.push(ordinal);
-                    funnel_hits.push(Hit {
-                        key: k,
-                        group,
-                        time_us: e.time_us,
-                        event: name,
-                        user: e.user,
-                        day,
-                    });
-                }
-            }
-            if hits.len() > before {
-                stats.attributed += 1;
-            }
+        if one_pass {
+            hit_starts.push(made.hits.len() as u32);
+            made.event(&e, groups, ordinal, day, rules);
         }
         groups.clear();
     }
-    hit_starts.push(hits.len() as u32);
+    hit_starts.push(made.hits.len() as u32);
 
     alive.clear();
     alive.resize((n as usize).div_ceil(64), u64::MAX);
-    stats.duplicates = dedup_copies(parts, alive, index);
-    if stats.duplicates > 0 {
-        let live = |ordinal: usize| alive[ordinal / 64] & (1 << (ordinal % 64)) != 0;
+    let duplicates = dedup_copies(parts, alive, index);
+    let live = |ordinal: usize| alive[ordinal / 64] & (1 << (ordinal % 64)) != 0;
+    if !one_pass {
+        // Keys are done with before the hits are made.
+        *parts = Vec::new();
+        made.hits.reserve(n as usize * 3 / 2);
+        let mut dec = Decoder::new(bytes, day_base_us(day));
+        let mut ordinal = 0;
+        while let Some(e) = dec.next(groups) {
+            if live(ordinal) {
+                made.event(&e, groups, ordinal as u32, day, rules);
+            }
+            ordinal += 1;
+            groups.clear();
+        }
+    } else if duplicates > 0 {
         // Dropped copies come out of the counts made above: they were excluded (by name)
         // or attributed (hits) like any other copy.
         dead.clear();
         for c in parts.iter().flatten().filter(|c| !live(c.ordinal as usize)) {
             let i = c.ordinal as usize;
             if rules.excluded[rules.canon.events[c.name as usize] as usize] {
-                stats.excluded -= 1;
+                made.stats.excluded -= 1;
             } else if hit_starts[i + 1] > hit_starts[i] {
-                stats.attributed -= 1;
+                made.stats.attributed -= 1;
             }
             dead.push(c.ordinal);
         }
         // The hits between two dropped copies move down in one piece.
         dead.sort_unstable();
+        let hits = &mut *made.hits;
         let (mut to, mut from) = (0, 0);
         for &d in dead.iter() {
             let (start, end) = (hit_starts[d as usize] as usize, hit_starts[d as usize + 1] as usize);
@@ -687,10 +691,69 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
         }
         hits.copy_within(from.., to);
         hits.truncate(to + hits.len() - from);
-        let mut copies = funnel_copies.iter();
-        funnel_hits.retain(|_| live(*copies.next().expect("one copy per funnel hit") as usize));
+        let mut copies = made.funnel_copies.iter();
+        made.funnel_hits
+            .retain(|_| live(*copies.next().expect("one copy per funnel hit") as usize));
     }
+    stats.duplicates = duplicates;
     stats.hits = hits.len() as u64;
     let parts = DayParts::of_day_in(day, hits, funnel_hits, day_scratch);
+    if hits.capacity() * size_of::<DayHit>() > RETAIN_BYTES {
+        *hits = Vec::new();
+    }
     (parts, stats)
+}
+
+/// Days up to this many encoded bytes (~5M events), and an eighth of the memory budget,
+/// are processed in one decoding pass.
+const ONE_PASS_BYTES: usize = 160 << 20;
+
+/// Where [`process_day`] puts the hits of the copies it attributes.
+struct Made<'a> {
+    hits: &'a mut Vec<DayHit>,
+    funnel_hits: &'a mut Vec<Hit>,
+    /// By funnel hit: the copy it came from.
+    funnel_copies: &'a mut Vec<u32>,
+    stats: &'a mut AttributionStats,
+}
+
+impl Made<'_> {
+    /// Applies `exclude_events` and the effective dates to copy `ordinal` (memberships
+    /// `groups`) and adds its hits.
+    #[inline]
+    fn event(&mut self, e: &codec::Event, groups: &[(u16, Sym)], ordinal: u32, day: Day, rules: &Rules) {
+        let nkeys = rules.keys.len();
+        let name = rules.canon.events[e.name as usize];
+        if rules.excluded[name as usize] {
+            self.stats.excluded += 1;
+            return;
+        }
+        let before = self.hits.len();
+        for &(k, group) in groups {
+            let (from, clock) = rules.effective[k as usize];
+            let clock_us = match clock {
+                Clock::Event => e.time_us,
+                Clock::Ingest => e.ingest_us.unwrap_or(e.time_us),
+            };
+            if from.is_some_and(|f| clock_us < f) {
+                continue;
+            }
+            let group = rules.canon.groups[group as usize];
+            self.hits.push(DayHit::new(k, group, name, e.user));
+            if rules.funnel_step[name as usize * nkeys + k as usize] {
+                self.funnel_copies.push(ordinal);
+                self.funnel_hits.push(Hit {
+                    key: k,
+                    group,
+                    time_us: e.time_us,
+                    event: name,
+                    user: e.user,
+                    day,
+                });
+            }
+        }
+        if self.hits.len() > before {
+            self.stats.attributed += 1;
+        }
+    }
 }

@@ -983,6 +983,22 @@ mod tests {
         }
     }
 
+    /// Reads `file` with the fast path as the batch hook (one [`Dicts`] for the file, as the
+    /// runner does): the events it took, with their codes checked; declined rows go to
+    /// `general`.
+    fn read_hooked(file: &InputFile, ctx: &EventContext, general: &mut dyn FnMut(Record)) -> (Vec<RawEvent>, Codes) {
+        let (mut dicts, mut codes, mut taken) = (Dicts::default(), Codes::default(), Vec::new());
+        let mut hook = |b: &RecordBatch, d: &mut Vec<usize>| {
+            let mut push = |e: EventRef| {
+                codes.see(&e);
+                taken.push(e.to_owned());
+            };
+            events(b, ctx, &mut dicts, &mut push, d)
+        };
+        read_file_with(file, None, None, Some(&mut hook), general).unwrap();
+        (taken, codes)
+    }
+
     #[test]
     fn dictionary_codes_name_one_string_across_a_files_batches() {
         // Three batches of 8192 rows from one row group: each dictionary-encoded column
@@ -1022,22 +1038,8 @@ mod tests {
             keys: &keys(),
             columns: None,
         };
-        let mut dicts = Dicts::default();
-        let (mut codes, mut taken) = (Codes::default(), 0);
-        let mut hook = |b: &RecordBatch, d: &mut Vec<usize>| {
-            events(
-                b,
-                &ctx,
-                &mut dicts,
-                &mut |e| {
-                    codes.see(&e);
-                    taken += 1;
-                },
-                d,
-            )
-        };
-        read_file_with(&file, None, None, Some(&mut hook), &mut |r| panic!("declined: {r:?}")).unwrap();
-        assert_eq!(taken, n);
+        let (taken, codes) = read_hooked(&file, &ctx, &mut |r| panic!("declined: {r:?}"));
+        assert_eq!(taken.len(), n);
         // Names, companies and teams are coded; user ids are hashed, not interned, so they
         // carry no code.
         assert_eq!(codes.coded, n + (n + n.div_ceil(7)) + n);
@@ -1060,22 +1062,8 @@ mod tests {
         let mut alone = Vec::new();
         read_file(&file, None, &mut |r| general(&mut alone, r)).unwrap();
         let mut hooked = Vec::new();
-        let mut fast = Vec::new();
-        let (mut dicts, mut codes) = (Dicts::default(), Codes::default());
-        let mut hook = |b: &RecordBatch, d: &mut Vec<usize>| {
-            events(
-                b,
-                &ctx,
-                &mut dicts,
-                &mut |e| {
-                    codes.see(&e);
-                    fast.push(format!("{:?}", Ok::<_, String>(e.to_owned())))
-                },
-                d,
-            )
-        };
-        read_file_with(&file, None, None, Some(&mut hook), &mut |r| general(&mut hooked, r)).unwrap();
-        hooked.extend(fast);
+        let (fast, _) = read_hooked(&file, &ctx, &mut |r| general(&mut hooked, r));
+        hooked.extend(fast.into_iter().map(|e| format!("{:?}", Ok::<_, String>(e))));
         alone.sort();
         hooked.sort();
         assert_eq!(alone, hooked);

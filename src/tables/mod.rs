@@ -96,6 +96,12 @@ pub struct DayParts {
     pub hits: Vec<Hit>,
 }
 
+/// Per-day buffers above this size are not kept from one day to the next: reusing them
+/// saves the kernel's zeroing of fresh pages, which matters for the many mid-sized days of a
+/// 100M-event run; a billion-event run's days (10M+ events) are few, and their buffers
+/// would otherwise stay allocated on every worker thread at once.
+pub const RETAIN_BYTES: usize = 128 << 20;
+
 /// Buffers [`DayParts::of_day_in`] reuses from day to day: a day of a large run needs tens
 /// of megabytes of them, and memory freed and allocated again comes back from the kernel
 /// as fresh pages, zeroed (a tenth of a 100M-event run's CPU went to that).
@@ -168,11 +174,15 @@ impl DayParts {
                 rows.push_group(g[0].key(), g[0].group(), day, pairs, users);
             }
         }
-        DayParts {
+        let parts = DayParts {
             daily: rows.daily.to_vec(),
             event_daily: rows.event_daily.to_vec(),
             hits: funnel_hits,
+        };
+        if pairs.capacity() * size_of::<u128>() > RETAIN_BYTES {
+            *pairs = Vec::new();
         }
+        parts
     }
 }
 
