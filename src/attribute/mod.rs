@@ -157,7 +157,7 @@ impl Batch {
         self.members.clear();
         for (k, g, code) in groups {
             let local = &mut self.groups;
-            let sym = self.group_codes.get(code, || local.get(g, &strings.groups));
+            let sym = self.group_codes.get(code, || intern(local, g, code, &strings.groups));
             self.members.push((k, sym));
         }
         let dedup = match dedup {
@@ -166,7 +166,9 @@ impl Batch {
             DedupRef::Unique => Dedup::Unique,
         };
         let names = &mut self.names;
-        let name = self.name_codes.get(name_code, || names.get(name, &strings.events));
+        let name = self
+            .name_codes
+            .get(name_code, || intern(names, name, name_code, &strings.events));
         let user = user.map_or(NO_USER, user_key);
         let id = match dedup {
             Dedup::Id(h) => BucketId::Id((h >> (128 - ID_BUCKET_BITS)) as u16),
@@ -196,6 +198,17 @@ impl Batch {
             self.members.iter().copied(),
         );
         self.events += 1;
+    }
+}
+
+/// The run's number for `s`. A string from a dictionary is looked up once per entry (the
+/// memo keeps it), so the per-file cache would only be filled, never hit: it is skipped.
+#[inline]
+fn intern(local: &mut LocalInterner, s: &str, code: Code, shared: &SharedInterner) -> Sym {
+    if code.is_none() {
+        local.get(s, shared)
+    } else {
+        shared.intern_hashed(s, crate::intern::hash(s))
     }
 }
 
