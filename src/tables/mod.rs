@@ -103,8 +103,8 @@ pub struct DayParts {
 pub const RETAIN_BYTES: usize = 128 << 20;
 
 /// Buffers [`DayParts::of_day_in`] reuses from day to day: a day of a large run needs tens
-/// of megabytes of them, and memory freed and allocated again comes back from the kernel
-/// as fresh pages, zeroed (a tenth of a 100M-event run's CPU went to that).
+/// of megabytes of them, and memory freed and allocated again may come back from the
+/// kernel as fresh pages, to be faulted in and zeroed again.
 #[derive(Debug, Default)]
 pub struct DayScratch {
     starts: Vec<u32>,
