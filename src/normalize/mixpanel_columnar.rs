@@ -24,6 +24,7 @@ use arrow_array::{
     Array, Int16Array, Int32Array, Int64Array, Int8Array, LargeListArray, LargeStringArray, ListArray, PrimitiveArray,
     RecordBatch, StringArray, StringViewArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
 };
+use arrow_buffer::NullBuffer;
 use arrow_data::ArrayData;
 use arrow_schema::{DataType, TimeUnit};
 
@@ -154,7 +155,9 @@ enum Leaf<'a> {
     /// A dictionary of a leaf type, keys normalized once per batch as the general path
     /// normalizes them.
     Dict {
-        dict: &'a dyn Array,
+        /// The dictionary's nulls (its keys'), taken out once: `Array::is_null` on the
+        /// dictionary would be a virtual call per row.
+        nulls: Option<NullBuffer>,
         keys: Vec<usize>,
         values: Box<Leaf<'a>>,
         /// Its number in the file's [`Dicts`], when its values are strings.
@@ -195,7 +198,7 @@ impl<'a> Leaf<'a> {
                     d.normalized_keys()
                 };
                 Leaf::Dict {
-                    dict: a,
+                    nulls: a.nulls().cloned(),
                     keys,
                     values: Box::new(values),
                     number,
@@ -259,8 +262,10 @@ impl<'a> Leaf<'a> {
                 Stamps::Us(a) => stamp(*a, i, |v| v),
                 Stamps::Ns(a) => stamp(*a, i, |v| v.div_euclid(1000)),
             },
-            Leaf::Dict { dict, keys, values, .. } => {
-                if dict.is_null(i) {
+            Leaf::Dict {
+                nulls, keys, values, ..
+            } => {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                     Cell::Null
                 } else {
                     keys.get(i).map_or(Cell::Bad, |&k| values.cell(k))
@@ -276,12 +281,12 @@ impl<'a> Leaf<'a> {
     fn coded_cell(&self, i: usize) -> (Cell<'a>, Code) {
         match self {
             Leaf::Dict {
-                dict,
+                nulls,
                 keys,
                 values,
                 number: Some(number),
             } => {
-                if dict.is_null(i) {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                     return (Cell::Null, Code::NONE);
                 }
                 match keys.get(i) {
@@ -508,6 +513,8 @@ impl<'a> Flat<'a> {
         };
         let ingest_us = match at(&self.ingest, i) {
             Cell::Null => None,
+            // `ms_us(v as f64)`, which is exactly `v * 1000` while that is within 2^53.
+            Cell::Int(v) if v.unsigned_abs() <= (1 << 53) / 1000 => Some(v * 1000),
             Cell::Int(v) => Some(ms_us(v as f64)?),
             Cell::Str(t) => Some(text_ms_us(t)?),
             Cell::Micros(us) => Some(us),
@@ -997,6 +1004,37 @@ mod tests {
         };
         read_file_with(file, None, None, Some(&mut hook), general).unwrap();
         (taken, codes)
+    }
+
+    #[test]
+    fn integer_ingest_times_match_the_general_paths_float_conversion() {
+        // The integer shortcut ends where `v * 1000` leaves the doubles' exact integers.
+        let edge = (1i64 << 53) / 1000;
+        // Past 2^56 a product of 1000 is no longer always a double: the general path rounds.
+        let far = [
+            (1i64 << 56) / 1000 + 2,
+            (1i64 << 56) / 1000 + 4,
+            (1i64 << 60) / 1000 + 1,
+        ];
+        let ingest: Vec<i64> = [0, 1, 1_700_000_000_123, edge - 1, edge, edge + 1, i64::MAX, i64::MIN]
+            .into_iter()
+            .chain(far)
+            .flat_map(|v| [v, v.saturating_neg()])
+            .collect();
+        let n = ingest.len();
+        let b = batch(vec![
+            (
+                "event",
+                Arc::new(StringArray::from_iter_values((0..n).map(|_| "e"))) as ArrayRef,
+            ),
+            (
+                "time",
+                Arc::new(Int64Array::from_iter_values((0..n).map(|_| 1_700_000_000))),
+            ),
+            ("mp_processing_time_ms", Arc::new(Int64Array::from(ingest))),
+        ]);
+        let (taken, declined) = check(&b, &keys());
+        assert!(taken >= 18, "{taken} taken, {declined} declined");
     }
 
     #[test]
