@@ -106,11 +106,8 @@ pub struct Batch {
     ids: IdHasher,
     mapper: DayMapper,
     strings: Arc<Strings>,
-    names: LocalInterner,
-    groups: LocalInterner,
-    /// Symbols of the dictionary entries met in this batch's file.
-    name_codes: CodeMemo,
-    group_codes: CodeMemo,
+    names: Symbols,
+    groups: Symbols,
     members: Vec<(u16, Sym)>,
     /// Encoded events by bucket, in input order within each.
     out: Vec<(BucketId, Vec<Vec<u8>>)>,
@@ -156,19 +153,14 @@ impl Batch {
         let strings = &*self.strings;
         self.members.clear();
         for (k, g, code) in groups {
-            let local = &mut self.groups;
-            let sym = self.group_codes.get(code, || intern(local, g, code, &strings.groups));
-            self.members.push((k, sym));
+            self.members.push((k, self.groups.get(g, code, &strings.groups)));
         }
         let dedup = match dedup {
             DedupRef::NameUserTime(id) => Dedup::NameUserTime(id.map(|i| self.ids.hash64(i))),
             DedupRef::Id(id) => Dedup::Id(self.ids.hash128(id)),
             DedupRef::Unique => Dedup::Unique,
         };
-        let names = &mut self.names;
-        let name = self
-            .name_codes
-            .get(name_code, || intern(names, name, name_code, &strings.events));
+        let name = self.names.get(name, name_code, &strings.events);
         let user = user.map_or(NO_USER, user_key);
         let id = match dedup {
             Dedup::Id(h) => BucketId::Id((h >> (128 - ID_BUCKET_BITS)) as u16),
@@ -201,14 +193,24 @@ impl Batch {
     }
 }
 
-/// The run's number for `s`. A string from a dictionary is looked up once per entry (the
-/// memo keeps it), so the per-file cache would only be filled, never hit: it is skipped.
-#[inline]
-fn intern(local: &mut LocalInterner, s: &str, code: Code, shared: &SharedInterner) -> Sym {
-    if code.is_none() {
-        local.get(s, shared)
-    } else {
-        shared.intern_hashed(s, crate::intern::hash(s))
+/// One file's way to the run's numbers for one kind of string (event names, group ids).
+#[derive(Clone, Default)]
+struct Symbols {
+    /// Strings without a [`Code`], cached per file in front of the shared table.
+    local: LocalInterner,
+    /// Strings from a dictionary: looked up once per entry, then remembered here (the
+    /// per-file cache would only be filled, never hit, so they skip it).
+    codes: CodeMemo,
+}
+
+impl Symbols {
+    #[inline]
+    fn get(&mut self, s: &str, code: Code, shared: &SharedInterner) -> Sym {
+        if code.is_none() {
+            self.local.get(s, shared)
+        } else {
+            self.codes.get(code, || shared.intern_hashed(s, crate::intern::hash(s)))
+        }
     }
 }
 
@@ -224,11 +226,9 @@ struct CodeMemo {
 impl CodeMemo {
     const UNSET: Sym = Sym::MAX;
 
+    /// The symbol of `code` (not `Code::NONE`), from `intern` the first time.
     #[inline]
     fn get(&mut self, code: Code, intern: impl FnOnce() -> Sym) -> Sym {
-        if code.is_none() {
-            return intern();
-        }
         let (dict, syms) = &mut self.slots[code.dict as usize % 8];
         if *dict != code.dict {
             *dict = code.dict;
@@ -303,10 +303,8 @@ impl Attributor {
             ids: self.ids.clone(),
             mapper: self.mapper.clone(),
             strings: self.strings.clone(),
-            names: LocalInterner::default(),
-            groups: LocalInterner::default(),
-            name_codes: CodeMemo::default(),
-            group_codes: CodeMemo::default(),
+            names: Symbols::default(),
+            groups: Symbols::default(),
             members: Vec::new(),
             out: Vec::new(),
             slots: FxHashMap::default(),
@@ -660,7 +658,9 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
         }
         groups.clear();
     }
-    hit_starts.push(made.hits.len() as u32);
+    if one_pass {
+        hit_starts.push(made.hits.len() as u32);
+    }
 
     alive.clear();
     alive.resize((n as usize).div_ceil(64), u64::MAX);
