@@ -213,6 +213,13 @@ impl SharedInterner {
         shard.ids[local]
     }
 
+    /// The id of `s` when some thread has added it.
+    pub fn get(&self, s: &str) -> Option<Sym> {
+        let h = hash(s);
+        let shard = self.shards[shard_of(h)].lock().unwrap_or_else(|p| p.into_inner());
+        shard.strings.get(s).map(|local| shard.ids[local as usize])
+    }
+
     pub fn len(&self) -> usize {
         self.next.load(Ordering::Relaxed) as usize
     }

@@ -164,6 +164,23 @@ impl Buckets {
         Ok(())
     }
 
+    /// The days that have a bucket.
+    pub(super) fn days(&self) -> Vec<Day> {
+        let days = self.buckets.keys().filter_map(|id| match id {
+            BucketId::Day(d) => Some(*d),
+            BucketId::Id(_) => None,
+        });
+        days.collect()
+    }
+
+    /// Takes out the bucket of `day`, and the bytes of it that were held in memory.
+    pub(super) fn take_day(&mut self, day: Day) -> (Bucket, usize) {
+        let b = self.buckets.remove(&BucketId::Day(day)).unwrap_or_default();
+        let bytes = b.mem.iter().map(Vec::capacity).sum::<usize>();
+        self.in_memory -= bytes;
+        (b, bytes)
+    }
+
     /// Takes the day buckets out, in day order.
     pub(super) fn take_days(&mut self) -> Vec<(Day, Bucket)> {
         self.take_where(|id| match id {

@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::calendar::{Day, DayMapper};
-use crate::intern::{user_key, Interner, LocalInterner, SharedInterner, Sym, UserKey, NO_USER};
+use crate::intern::{user_key, LocalInterner, SharedInterner, Sym, UserKey, NO_USER};
 use crate::job::{Clock, Job};
 use crate::normalize::{Code, DedupRef, EventRef, RawEvent};
 use crate::tables::{Activity, DayHit, DayParts, DayScratch, Hit, RETAIN_BYTES};
@@ -245,17 +245,32 @@ impl CodeMemo {
     }
 }
 
-/// What the per-day step needs to know of the job.
+/// What the per-day step needs to know of the job. Event names are numbered as the
+/// readers met them (days can be processed while other files are still read); names
+/// beyond the tables' ends had not been met when the rules were made, and are neither
+/// excluded nor funnel steps.
 struct Rules {
-    keys: Vec<String>,
+    nkeys: usize,
     effective: Vec<(Option<i64>, Clock)>,
     /// By event symbol: whether the name is in `exclude_events`.
     excluded: Vec<bool>,
     /// By `event * keys + key`: whether a funnel of that key has that event as a step.
     funnel_step: Vec<bool>,
-    canon: Canon,
     /// Largest day processed in one decoding pass (see [`process_day`]).
     one_pass_bytes: usize,
+}
+
+impl Rules {
+    #[inline]
+    fn excluded(&self, event: Sym) -> bool {
+        self.excluded.get(event as usize).copied().unwrap_or(false)
+    }
+
+    #[inline]
+    fn funnel_step(&self, event: Sym, key: u16) -> bool {
+        let i = event as usize * self.nkeys + key as usize;
+        self.funnel_step.get(i).copied().unwrap_or(false)
+    }
 }
 
 /// Final ids of the event names and group ids the readers numbered as they met them:
@@ -263,6 +278,145 @@ struct Rules {
 struct Canon {
     events: Vec<Sym>,
     groups: Vec<Sym>,
+}
+
+impl Canon {
+    /// Gives one day's aggregates their final numbers, and puts its rows back in (key,
+    /// group, event) order, as the tables expect them nearly (their sorts are then cheap).
+    fn renumber(&self, parts: &mut DayParts) {
+        for r in &mut parts.daily {
+            r.group = self.groups[r.group as usize];
+        }
+        parts
+            .daily
+            .sort_unstable_by_key(|r| ((r.key as u64) << 32) | r.group as u64);
+        for r in &mut parts.event_daily {
+            r.group = self.groups[r.group as usize];
+            r.event = self.events[r.event as usize];
+        }
+        parts
+            .event_daily
+            .sort_unstable_by_key(|r| ((r.key as u128) << 64) | ((r.group as u128) << 32) | r.event as u128);
+        for h in &mut parts.hits {
+            h.group = self.groups[h.group as usize];
+            h.event = self.events[h.event as usize];
+        }
+    }
+}
+
+/// An input file's days ruled out before its turn came: its footer claimed none of them.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{path}` holds events of {date}, outside the time range of its Parquet statistics; \
+     the statistics are wrong (rewrite the file, or read it as part of a separate run)"
+)]
+pub struct StatisticsError {
+    pub path: String,
+    pub date: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttributeError {
+    #[error(transparent)]
+    Spill(#[from] SpillError),
+    #[error(transparent)]
+    Statistics(#[from] StatisticsError),
+}
+
+/// Which days are complete before the whole input is read: a day is, once every file
+/// that may hold it has been pushed. Those days are processed while later files are read,
+/// so their events never wait for the rest of the input (or spill to disk meanwhile).
+struct Closing {
+    /// By input file, in input order: the days its events fall on (`None`: any).
+    spans: Vec<Option<(Day, Day)>>,
+    paths: Vec<String>,
+    /// Files pushed so far.
+    pushed: usize,
+    /// By day met so far: the index of the last file that may hold it.
+    last: FxHashMap<Day, usize>,
+    /// Days handed to processing.
+    closed: rustc_hash::FxHashSet<Day>,
+}
+
+impl Closing {
+    fn last_file(&mut self, day: Day) -> usize {
+        let spans = &self.spans;
+        *self.last.entry(day).or_insert_with(|| {
+            spans
+                .iter()
+                .rposition(|s| s.is_none_or(|(a, b)| a <= day && day <= b))
+                .unwrap_or(0)
+        })
+    }
+}
+
+/// Days being processed on the thread pool, and the results of those done.
+struct DayWork {
+    tx: std::sync::mpsc::Sender<DayDone>,
+    rx: std::sync::mpsc::Receiver<DayDone>,
+    /// Per-day buffers, one per day in progress at most.
+    scratch: Arc<std::sync::Mutex<Vec<Scratch>>>,
+    running: usize,
+    /// Encoded bytes of the days in progress.
+    running_bytes: usize,
+    done: Vec<(Day, DayParts)>,
+    stats: AttributionStats,
+}
+
+type DayDone = (
+    Day,
+    usize,
+    std::thread::Result<Result<(DayParts, AttributionStats), SpillError>>,
+);
+
+impl DayWork {
+    fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        DayWork {
+            tx,
+            rx,
+            scratch: Arc::default(),
+            running: 0,
+            running_bytes: 0,
+            done: Vec::new(),
+            stats: AttributionStats::default(),
+        }
+    }
+
+    /// Processes `bucket` (day `day`, `bytes` of it in memory) on the thread pool.
+    fn start(&mut self, day: Day, bucket: buckets::Bucket, bytes: usize, rules: Arc<Rules>) {
+        let (tx, pool) = (self.tx.clone(), self.scratch.clone());
+        self.running += 1;
+        self.running_bytes += bytes;
+        rayon::spawn(move || {
+            let lock = || pool.lock().unwrap_or_else(|p| p.into_inner());
+            let mut scratch = lock().pop().unwrap_or_default();
+            // A panic goes to the waiting thread (rayon would abort the process).
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                bucket.load().map(|b| process_day(&b, day, &rules, &mut scratch))
+            }));
+            lock().push(scratch);
+            let _ = tx.send((day, bytes, r));
+        });
+    }
+
+    /// Waits for one day in progress.
+    fn wait_one(&mut self) -> Result<(), SpillError> {
+        let (day, bytes, r) = self.rx.recv().expect("a day is in progress");
+        self.running -= 1;
+        self.running_bytes -= bytes;
+        let (parts, stats) = r.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        self.stats += stats;
+        self.done.push((day, parts));
+        Ok(())
+    }
+
+    fn wait_all(&mut self) -> Result<(), SpillError> {
+        while self.running > 0 {
+            self.wait_one()?;
+        }
+        Ok(())
+    }
 }
 
 /// Streaming dedup over canonical events; [`Attributor::finish`] attributes them.
@@ -276,6 +430,8 @@ pub struct Attributor {
     ids: IdHasher,
     buckets: Buckets,
     stats: AttributionStats,
+    closing: Option<Closing>,
+    work: DayWork,
 }
 
 impl Attributor {
@@ -294,7 +450,29 @@ impl Attributor {
             ids: IdHasher::new(),
             buckets: Buckets::new(spill),
             stats: AttributionStats::default(),
+            closing: None,
+            work: DayWork::new(),
         }
+    }
+
+    /// Announces the input files, in the order their batches will be pushed (one batch a
+    /// file), with the span of event times (UTC microseconds) each holds where its footer
+    /// tells. A day is then processed as soon as the last file that may hold it is pushed.
+    /// Only for inputs whose events all dedup by (name, user, time): a day is complete
+    /// only if no id bucket can still deliver to it.
+    pub fn expect_files(&mut self, files: Vec<(String, Option<(i64, i64)>)>) {
+        let mut mapper = self.mapper.clone();
+        let (paths, spans) = files
+            .into_iter()
+            .map(|(path, span)| (path, span.map(|(lo, hi)| (mapper.day(lo), mapper.day(hi)))))
+            .unzip();
+        self.closing = Some(Closing {
+            spans,
+            paths,
+            pushed: 0,
+            last: FxHashMap::default(),
+            closed: Default::default(),
+        });
     }
 
     /// An empty [`Batch`], to be filled on a worker thread.
@@ -315,47 +493,95 @@ impl Attributor {
 
     /// Adds a batch's events; batches must arrive in input order (dedup ties go to the
     /// later copy). Only appends bytes: the encoding was done by the batch's thread.
-    pub fn push_batch(&mut self, b: Batch) -> Result<(), SpillError> {
+    pub fn push_batch(&mut self, b: Batch) -> Result<(), AttributeError> {
         self.stats.events += b.events;
+        if let Some(c) = &self.closing {
+            let file = c.pushed;
+            self.check_open(b.out.iter().map(|(id, _)| *id), || {
+                c.paths[file.min(c.paths.len() - 1)].clone()
+            })?;
+        }
         for (id, chunks) in b.out {
             self.buckets.append(id, chunks);
         }
-        self.buckets.maybe_spill()
-    }
-
-    /// The rules over `events`, the run's event names in their final numbering.
-    fn rules(&self, events: &Interner, canon: Canon) -> Rules {
-        let nkeys = self.job_keys.len();
-        let mut excluded = vec![false; events.len()];
-        for n in &self.exclude {
-            if let Some(s) = events.get(n) {
-                excluded[s as usize] = true;
+        if let Some(mut c) = self.closing.take() {
+            c.pushed += 1;
+            let complete: Vec<Day> = self
+                .buckets
+                .days()
+                .into_iter()
+                .filter(|&d| c.last_file(d) < c.pushed)
+                .collect();
+            if !complete.is_empty() {
+                let rules = Arc::new(self.rules());
+                for day in complete {
+                    c.closed.insert(day);
+                    let (bucket, bytes) = self.buckets.take_day(day);
+                    self.work.start(day, bucket, bytes, rules.clone());
+                }
+            }
+            self.closing = Some(c);
+            // Reading waits while the days in progress hold half the budget.
+            while self.work.running_bytes > self.buckets.memory_budget() / 2 {
+                self.work.wait_one()?;
             }
         }
-        let mut funnel_step = vec![false; events.len() * nkeys];
+        Ok(self.buckets.maybe_spill()?)
+    }
+
+    /// Fails when one of `ids` is a day already processed.
+    fn check_open(
+        &self,
+        mut ids: impl Iterator<Item = BucketId>,
+        path: impl Fn() -> String,
+    ) -> Result<(), StatisticsError> {
+        let Some(c) = &self.closing else { return Ok(()) };
+        match ids.find(|id| matches!(id, BucketId::Day(d) if c.closed.contains(d))) {
+            Some(BucketId::Day(d)) => Err(StatisticsError {
+                path: path(),
+                date: crate::calendar::format_day(d),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The rules, for the event names met so far.
+    fn rules(&self) -> Rules {
+        let nkeys = self.job_keys.len();
+        let events = &self.strings.events;
+        let mut excluded = Vec::new();
+        for n in &self.exclude {
+            if let Some(s) = events.get(n) {
+                let s = s as usize;
+                excluded.resize(excluded.len().max(s + 1), false);
+                excluded[s] = true;
+            }
+        }
+        let mut funnel_step = Vec::new();
         for (key, steps) in &self.funnels {
             let Some(k) = self.job_keys.iter().position(|j| j == key) else {
                 continue;
             };
             for step in steps {
                 if let Some(s) = events.get(step) {
-                    funnel_step[s as usize * nkeys + k] = true;
+                    let i = s as usize * nkeys + k;
+                    funnel_step.resize(funnel_step.len().max(i + 1), false);
+                    funnel_step[i] = true;
                 }
             }
         }
         Rules {
-            keys: self.job_keys.clone(),
+            nkeys,
             effective: self.effective.clone(),
             excluded,
             funnel_step,
-            canon,
             one_pass_bytes: (self.buckets.memory_budget() / 8).min(ONE_PASS_BYTES),
         }
     }
 
     /// Deduplicates, applies `exclude_events` and effective dates, and reduces every day
     /// to the aggregates the tables need.
-    pub fn finish(mut self) -> Result<(Activity, AttributionStats), SpillError> {
+    pub fn finish(mut self) -> Result<(Activity, AttributionStats), AttributeError> {
         // Step 2: id buckets → day buckets, a few at a time so that their survivors are
         // appended (and spilled when over budget) before the next ones are loaded.
         let mut id_buckets = self.buckets.take_ids();
@@ -370,6 +596,9 @@ impl Attributor {
             for r in moved {
                 let (days, duplicates) = r?;
                 self.stats.duplicates += duplicates;
+                self.check_open(days.iter().map(|(d, _)| BucketId::Day(*d)), || {
+                    "an id-keyed input".into()
+                })?;
                 for (day, bytes) in days {
                     self.buckets.append(BucketId::Day(day), [bytes]);
                 }
@@ -378,34 +607,28 @@ impl Attributor {
             id_buckets = rest;
         }
 
-        // Step 3: every day on its own.
+        // Step 3: every day not processed yet, on its own.
         self.buckets.spill_rest()?;
-        let (events, events_canon) = self.strings.events.sorted();
-        let (groups, groups_canon) = self.strings.groups.sorted();
-        let rules = self.rules(
-            &events,
-            Canon {
-                events: events_canon,
-                groups: groups_canon,
-            },
-        );
-        let days: Vec<Result<(DayParts, AttributionStats), SpillError>> = self
-            .buckets
-            .take_days()
-            .into_par_iter()
-            .map_init(Scratch::default, |scratch, (day, bucket)| {
-                Ok(process_day(&bucket.load()?, day, &rules, scratch))
-            })
-            .collect();
-        let mut parts = Vec::with_capacity(days.len());
-        for d in days {
-            let (p, s) = d?;
-            self.stats += s;
-            parts.push(p);
+        let rules = Arc::new(self.rules());
+        for (day, bucket) in self.buckets.take_days() {
+            self.work.start(day, bucket, 0, rules.clone());
         }
+        self.work.wait_all()?;
+        self.stats += self.work.stats;
         self.stats.spilled_bytes = self.buckets.spilled;
         drop(self.buckets.into_dir());
-        let activity = Activity::from_days(rules.keys, groups, events, parts);
+
+        let (events, events_canon) = self.strings.events.sorted();
+        let (groups, groups_canon) = self.strings.groups.sorted();
+        let canon = Canon {
+            events: events_canon,
+            groups: groups_canon,
+        };
+        let mut done = std::mem::take(&mut self.work.done);
+        done.par_iter_mut().for_each(|(_, p)| canon.renumber(p));
+        done.sort_unstable_by_key(|(d, _)| *d);
+        let parts = done.into_iter().map(|(_, p)| p).collect();
+        let activity = Activity::from_days(self.job_keys, groups, events, parts);
         Ok((activity, self.stats))
     }
 }
@@ -685,7 +908,7 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
         dead.clear();
         for c in parts.iter().flatten().filter(|c| !live(c.ordinal as usize)) {
             let i = c.ordinal as usize;
-            if rules.excluded[rules.canon.events[c.name as usize] as usize] {
+            if rules.excluded(c.name) {
                 made.stats.excluded -= 1;
             } else if hit_starts[i + 1] > hit_starts[i] {
                 made.stats.attributed -= 1;
@@ -735,9 +958,8 @@ impl Made<'_> {
     /// `groups`) and adds its hits.
     #[inline]
     fn event(&mut self, e: &codec::Event, groups: &[(u16, Sym)], ordinal: u32, day: Day, rules: &Rules) {
-        let nkeys = rules.keys.len();
-        let name = rules.canon.events[e.name as usize];
-        if rules.excluded[name as usize] {
+        let name = e.name;
+        if rules.excluded(name) {
             self.stats.excluded += 1;
             return;
         }
@@ -751,9 +973,8 @@ impl Made<'_> {
             if from.is_some_and(|f| clock_us < f) {
                 continue;
             }
-            let group = rules.canon.groups[group as usize];
             self.hits.push(DayHit::new(k, group, name, e.user));
-            if rules.funnel_step[name as usize * nkeys + k as usize] {
+            if rules.funnel_step(name, k) {
                 self.funnel_copies.push(ordinal);
                 self.funnel_hits.push(Hit {
                     key: k,
@@ -768,5 +989,107 @@ impl Made<'_> {
         if self.hits.len() > before {
             self.stats.attributed += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::DedupKey;
+
+    fn attributor() -> Attributor {
+        let text = r#"
+version = 1
+name = "t"
+timezone = "UTC"
+exclude_events = ["skip"]
+[events]
+format = "mixpanel"
+paths = ["e/*.parquet"]
+[[group_keys]]
+key = "company"
+[output]
+path = "out"
+"#;
+        let job = Job::parse(std::path::Path::new("t.toml"), text).unwrap();
+        Attributor::new(&job, SpillOptions::default())
+    }
+
+    fn event(name: &str, day: Day, ingest_us: i64) -> RawEvent {
+        RawEvent {
+            name: name.into(),
+            user: Some("u".into()),
+            time_us: day_base_us(day) + 3_600_000_000,
+            ingest_us: Some(ingest_us),
+            dedup: DedupKey::NameUserTime(Some(format!("{name}-{day}"))),
+            groups: vec![(0, "acme".into())],
+        }
+    }
+
+    fn file(attr: &Attributor, events: &[RawEvent]) -> Batch {
+        let mut b = attr.batch();
+        for e in events {
+            b.push(e.clone());
+        }
+        b
+    }
+
+    fn span(a: Day, b: Day) -> Option<(i64, i64)> {
+        Some((day_base_us(a), day_base_us(b) + US_PER_DAY - 1))
+    }
+
+    fn closed(attr: &Attributor) -> Vec<Day> {
+        let mut days: Vec<Day> = attr.closing.as_ref().unwrap().closed.iter().copied().collect();
+        days.sort_unstable();
+        days
+    }
+
+    #[test]
+    fn a_day_is_processed_once_the_last_file_that_may_hold_it_is_pushed() {
+        let mut attr = attributor();
+        attr.expect_files(vec![
+            ("a".into(), None),
+            ("b".into(), span(10, 11)),
+            ("c".into(), span(10, 10)),
+            ("d".into(), span(12, 13)),
+            ("e".into(), span(13, 13)),
+        ]);
+        // A file whose footer told nothing could hold any day.
+        attr.push_batch(file(&attr, &[event("x", 10, 1)])).unwrap();
+        assert_eq!(closed(&attr), [] as [Day; 0]);
+        attr.push_batch(file(&attr, &[event("x", 11, 1)])).unwrap();
+        assert_eq!(closed(&attr), [11]);
+        // The later copy of day 10's event wins, in the last file that may hold day 10.
+        attr.push_batch(file(&attr, &[event("x", 10, 2)])).unwrap();
+        assert_eq!(closed(&attr), [10, 11]);
+        attr.push_batch(file(&attr, &[event("skip", 12, 1), event("x", 13, 1)]))
+            .unwrap();
+        assert_eq!(closed(&attr), [10, 11, 12]);
+        attr.push_batch(file(&attr, &[event("x", 13, 2), event("y", 13, 1)]))
+            .unwrap();
+        assert_eq!(closed(&attr), [10, 11, 12, 13]);
+        let (act, stats) = attr.finish().unwrap();
+        assert_eq!(
+            (stats.events, stats.duplicates, stats.excluded, stats.attributed),
+            (7, 2, 1, 4)
+        );
+        let daily: Vec<(Day, i64)> = act.daily.iter().map(|r| (r.day, r.events)).collect();
+        assert_eq!(daily, [(10, 1), (11, 1), (13, 2)]);
+        let names: Vec<&str> = act.event_daily[3].iter().map(|r| act.events.resolve(r.event)).collect();
+        assert_eq!(names, ["x", "y"], "final numbers, in byte order");
+    }
+
+    #[test]
+    fn a_file_holding_a_day_its_statistics_ruled_out_fails_the_run() {
+        let mut attr = attributor();
+        attr.expect_files(vec![("a".into(), span(10, 10)), ("b".into(), span(11, 11))]);
+        attr.push_batch(file(&attr, &[event("x", 10, 1)])).unwrap();
+        let err = attr
+            .push_batch(file(&attr, &[event("x", 11, 1), event("x", 10, 2)]))
+            .unwrap_err();
+        let AttributeError::Statistics(e) = err else {
+            panic!("{err}")
+        };
+        assert_eq!((e.path.as_str(), e.date.as_str()), ("b", "1970-01-11"));
     }
 }

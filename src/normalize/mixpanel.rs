@@ -6,7 +6,9 @@
 
 use serde_json::{Map, Value};
 
-use super::values::{a_type, epoch_auto_us, epoch_ms_us, memberships, required_id, type_name, user_id};
+use super::values::{
+    a_type, epoch_auto_us, epoch_ms_us, integer_epoch_span_us, memberships, required_id, type_name, user_id,
+};
 use super::{DedupKey, EventContext, Op, ProfileOp, RawEvent};
 
 /// Keys of a `/groups` body that are metadata, not operators.
@@ -81,6 +83,19 @@ pub fn event(v: &Value, ctx: &EventContext) -> Result<RawEvent, String> {
         dedup: DedupKey::NameUserTime(insert_id),
         groups,
     })
+}
+
+/// The span of event times (UTC microseconds) a Parquet file of flattened Mixpanel events
+/// holds, from its footer alone: the range of its integer `time` column, when nothing
+/// else can give a row its time (a `properties` column would be looked in first) and one
+/// unit covers the whole range. `None` when the footer cannot tell. Rows without a time
+/// are rejected, so they fall on no day.
+pub fn parquet_time_span_us(footer: &crate::sources::Footer) -> Option<(i64, i64)> {
+    if footer.has_column("properties") {
+        return None;
+    }
+    let (lo, hi) = footer.int_range("time")?;
+    integer_epoch_span_us(lo, hi)
 }
 
 pub fn profile_op(v: &Value) -> Result<ProfileOp, String> {

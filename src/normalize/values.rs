@@ -35,6 +35,21 @@ fn integer_epoch_us(i: i64) -> Option<i64> {
     }
 }
 
+/// Bounds of the times that integers in `[lo, hi]` stand for, when one unit covers them
+/// all: [`integer_epoch_us`] is increasing within each of its pieces (ms below -1e11,
+/// seconds up to 1e11, ms above), not across them, and `None` also when a bound is out of
+/// range.
+pub(crate) fn integer_epoch_span_us(lo: i64, hi: i64) -> Option<(i64, i64)> {
+    let piece = |i: i64| {
+        let f = i as f64;
+        (f > MS_THRESHOLD) as i8 - (f < -MS_THRESHOLD) as i8
+    };
+    if lo > hi || piece(lo) != piece(hi) {
+        return None;
+    }
+    Some((integer_epoch_us(lo)?, integer_epoch_us(hi)?))
+}
+
 /// Parses RFC 3339 text, or a zone-less `YYYY-MM-DD[ T]HH:MM:SS[.f]` taken as UTC.
 pub fn parse_iso_us(s: &str) -> Option<i64> {
     let s = s.trim();
@@ -215,6 +230,42 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn integer_epoch_spans_only_within_one_unit() {
+        let s = 1_704_067_200; // 2024-01-01 in seconds
+        assert_eq!(
+            integer_epoch_span_us(s, s + 10),
+            Some((s * 1_000_000, (s + 10) * 1_000_000))
+        );
+        let ms = s * 1000;
+        assert_eq!(integer_epoch_span_us(ms, ms + 10), Some((ms * 1000, (ms + 10) * 1000)));
+        assert_eq!(
+            integer_epoch_span_us(-ms - 10, -ms),
+            Some(((-ms - 10) * 1000, -ms * 1000))
+        );
+        // Seconds up to 1e11 inclusive, milliseconds above: a range across the step is not
+        // monotone (1e11 s is past 1e11 + 1 ms).
+        let t = 100_000_000_000;
+        assert_eq!(
+            integer_epoch_span_us(t - 1, t),
+            Some(((t - 1) * 1_000_000, t * 1_000_000))
+        );
+        assert_eq!(integer_epoch_span_us(t, t + 1), None);
+        assert_eq!(integer_epoch_span_us(-t - 1, -t), None);
+        assert_eq!(integer_epoch_span_us(-t, t), Some((-t * 1_000_000, t * 1_000_000)));
+        // Out of range, or empty.
+        assert_eq!(integer_epoch_span_us(i64::MAX - 1, i64::MAX), None);
+        assert_eq!(integer_epoch_span_us(5, 4), None);
+        // Every integer in a span converts to a time inside it.
+        for (lo, hi) in [(-5_000_000, 5_000_000), (t - 3, t), (t + 1, t + 9)] {
+            let (a, b) = integer_epoch_span_us(lo, hi).unwrap();
+            for i in [lo, lo + 1, (lo + hi) / 2, hi - 1, hi] {
+                let us = integer_epoch_us(i).unwrap();
+                assert!(a <= us && us <= b, "{i}");
+            }
+        }
+    }
 
     #[test]
     fn seconds_and_milliseconds() {

@@ -9,7 +9,7 @@ pub mod state;
 
 use std::time::Instant;
 
-use crate::attribute::{Attributor, Batch, SpillError, SpillOptions};
+use crate::attribute::{AttributeError, Attributor, Batch, SpillOptions};
 use crate::calendar::{self, Day};
 use crate::fold::{self, Sequenced};
 use crate::job::{FoldOrder, Job};
@@ -56,7 +56,7 @@ pub enum RunError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
-    Spill(#[from] SpillError),
+    Attribute(#[from] AttributeError),
 }
 
 /// Runtime options of `groupetl run`.
@@ -217,6 +217,23 @@ fn read_events(
         keys: &keys,
         columns: job.events.columns.as_ref(),
     };
+    if job.events.format == Vendor::Mixpanel {
+        // Mixpanel events dedup within their day: with the span of times of every file
+        // known up front, each day is processed once its last file is read.
+        use rayon::prelude::*;
+        let spans = files
+            .par_iter()
+            .map(|f| {
+                let span = match sources::parquet_footer(f, job.events.file_type) {
+                    Ok(footer) => footer.as_ref().and_then(normalize::mixpanel::parquet_time_span_us),
+                    // Unknown here; reading the file reports the error.
+                    Err(_) => None,
+                };
+                (f.path.clone(), span)
+            })
+            .collect();
+        attr.expect_files(spans);
+    }
     let template = attr.batch();
     let props_reader = mixpanel_fast::PropsReader::new(&keys);
     read_in_order(

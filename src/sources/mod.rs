@@ -22,6 +22,7 @@ use serde_json::Value;
 pub use list::{list_inputs, probe_s3, InputFile};
 #[cfg(test)]
 pub(crate) use parquet::row_value as parquet_row_value;
+pub use parquet::Footer;
 
 use crate::job::FileType;
 use crate::storage::{Bucket, StorageError};
@@ -211,6 +212,21 @@ pub fn read_file_with(
                 None => parquet::read(&file.path, batch_hook, each),
             }
         }
+    }
+}
+
+/// The footer of `file` when it is a Parquet file (read on its own, before the rows).
+pub fn parquet_footer(file: &InputFile, explicit: Option<FileType>) -> Result<Option<Footer>, SourceError> {
+    match detect(&file.path, explicit)? {
+        (FileType::Parquet, Compression::None) => match &file.bucket {
+            None => parquet::footer(&file.path).map(Some),
+            Some(b) => parquet::footer_s3(
+                &file.path,
+                b.parquet_reader(s3_key(b, file), file.size, file.etag.clone()),
+            )
+            .map(Some),
+        },
+        _ => Ok(None),
     }
 }
 

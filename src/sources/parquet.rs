@@ -16,6 +16,7 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::basic::Encoding;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::statistics::Statistics;
 use serde_json::{Map, Number, Value};
 
 use super::{parse_json_column, BatchHook, Position, Record, SourceError, Unreadable, JSON_TEXT_COLUMNS};
@@ -55,6 +56,65 @@ pub(super) fn read(path: &str, hook: Option<BatchHook>, each: &mut dyn FnMut(Rec
         emit.batch(&batch, each);
     }
     Ok(())
+}
+
+/// What a file's footer tells before its rows are read.
+pub struct Footer(ArrowReaderMetadata);
+
+impl Footer {
+    /// Whether the file has a top-level column `name`.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.0.schema().fields().iter().any(|f| f.name() == name)
+    }
+
+    /// The smallest and largest value of top-level column `name`, a signed 32- or 64-bit
+    /// integer, over the whole file, from its row-group statistics: `None` unless exactly
+    /// one column has that name and every row group holding values records both bounds.
+    /// Nulls are not counted (they hold no value).
+    pub fn int_range(&self, name: &str) -> Option<(i64, i64)> {
+        let schema = self.0.schema();
+        let mut named = schema.fields().iter().enumerate().filter(|(_, f)| f.name() == name);
+        let (root, field) = named.next()?;
+        if named.next().is_some() || !matches!(field.data_type(), DataType::Int32 | DataType::Int64) {
+            return None;
+        }
+        let file = self.0.metadata();
+        let descr = file.file_metadata().schema_descr();
+        let leaf = (0..descr.num_columns()).find(|&l| descr.get_column_root_idx(l) == root)?;
+        let mut range: Option<(i64, i64)> = None;
+        for rg in file.row_groups() {
+            if rg.num_rows() == 0 {
+                continue;
+            }
+            let c = rg.column(leaf);
+            let (lo, hi) = match c.statistics()? {
+                Statistics::Int32(s) => (i64::from(*s.min_opt()?), i64::from(*s.max_opt()?)),
+                Statistics::Int64(s) => (*s.min_opt()?, *s.max_opt()?),
+                _ => return None,
+            };
+            range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+        range
+    }
+}
+
+/// The footer of a local Parquet file.
+pub(super) fn footer(path: &str) -> Result<Footer, SourceError> {
+    let file = File::open(path).map_err(|source| SourceError::Io {
+        path: path.to_string(),
+        source,
+    })?;
+    ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+        .map(Footer)
+        .map_err(|e| decode_err(path, e))
+}
+
+/// The footer of an S3 Parquet object (ranged GETs only).
+pub(super) fn footer_s3(path: &str, reader: ParquetObjectReader) -> Result<Footer, SourceError> {
+    let mut reader = reader;
+    block_on(ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()))
+        .map(Footer)
+        .map_err(|e| parquet_err(path, e))
 }
 
 /// A Parquet error, unwrapping an S3 failure carried inside it.
@@ -362,6 +422,72 @@ mod tests {
             etag: None,
             bucket: None,
         }
+    }
+
+    /// A file of `columns`, `rows_per_group` rows a row group, statistics as `stats`.
+    fn write(p: &std::path::Path, columns: Vec<(&str, arrow_array::ArrayRef)>, rows_per_group: usize, stats: bool) {
+        use parquet::file::properties::EnabledStatistics;
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(rows_per_group))
+            .set_statistics_enabled(if stats {
+                EnabledStatistics::Chunk
+            } else {
+                EnabledStatistics::None
+            })
+            .build();
+        let mut w = ArrowWriter::try_new(std::fs::File::create(p).unwrap(), schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    #[test]
+    fn footer_gives_an_integer_columns_range_over_every_row_group() {
+        use arrow_array::{ArrayRef, Int32Array};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.parquet");
+        let time: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(50),
+            None,
+            Some(7),
+            Some(90),
+            None,
+            Some(-3),
+        ]));
+        let small: ArrayRef = Arc::new(Int32Array::from(vec![4, 5, 6, 1, 2, 3]));
+        let text: ArrayRef = Arc::new(StringArray::from(vec!["a"; 6]));
+        write(
+            &p,
+            vec![("time", time.clone()), ("n", small), ("s", text.clone())],
+            2,
+            true,
+        );
+        let f = footer(p.to_str().unwrap()).unwrap();
+        assert_eq!(f.int_range("time"), Some((-3, 90)));
+        assert_eq!(f.int_range("n"), Some((1, 6)));
+        assert_eq!(f.int_range("s"), None, "not an integer");
+        assert_eq!(f.int_range("missing"), None);
+        assert!(f.has_column("s") && !f.has_column("properties"));
+        let mixpanel_span = crate::normalize::mixpanel::parquet_time_span_us;
+        assert_eq!(mixpanel_span(&f), Some((-3_000_000, 90_000_000)));
+        // A `properties` column may give rows another time.
+        write(&p, vec![("time", time.clone()), ("properties", text.clone())], 2, true);
+        assert_eq!(mixpanel_span(&footer(p.to_str().unwrap()).unwrap()), None);
+
+        // Without statistics, or with two columns of the name, the footer cannot tell.
+        write(&p, vec![("time", time.clone())], 2, false);
+        assert_eq!(footer(p.to_str().unwrap()).unwrap().int_range("time"), None);
+        write(&p, vec![("time", time.clone()), ("time", time)], 2, true);
+        assert_eq!(footer(p.to_str().unwrap()).unwrap().int_range("time"), None);
+        // A row group of nulls only has no bounds to give.
+        let nulls: ArrayRef = Arc::new(Int64Array::from(vec![Some(5), Some(6), None, None]));
+        write(&p, vec![("time", nulls)], 2, true);
+        assert_eq!(footer(p.to_str().unwrap()).unwrap().int_range("time"), None);
     }
 
     #[test]

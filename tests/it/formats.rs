@@ -200,13 +200,24 @@ fn write_lines(path: &Path, lines: &[Value], gzip: bool) {
 }
 
 fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+    write_parquet_with(path, columns, parquet::file::properties::EnabledStatistics::Page)
+}
+
+fn write_parquet_with(
+    path: &Path,
+    columns: Vec<(&str, ArrayRef)>,
+    stats: parquet::file::properties::EnabledStatistics,
+) {
     let fields: Vec<Field> = columns
         .iter()
         .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
         .collect();
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
-    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), schema, None).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_statistics_enabled(stats)
+        .build();
+    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), schema, Some(props)).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
 }
@@ -275,6 +286,49 @@ fn mixpanel_parquet(d: &Data, dir: &Path) -> String {
     );
     mixpanel_ops(d, dir);
     mixpanel_job(dir, "events.parquet")
+}
+
+/// Flattened typed columns (a warehouse export), in six files by time, each duplicate in
+/// the file after its original's: the runner learns every file's span of times from its
+/// footer and processes a day as soon as the last file that may hold it is read. One file
+/// is written without statistics, which holds every day open until it has been read.
+fn mixpanel_parquet_files(d: &Data, dir: &Path) -> String {
+    const FILES: usize = 6;
+    let mut order: Vec<usize> = (0..300).collect();
+    order.sort_by_key(|&i| d.events[i].time);
+    let mut files: Vec<Vec<&Event>> = vec![Vec::new(); FILES];
+    let mut file_of = std::collections::HashMap::new();
+    for (rank, &i) in order.iter().enumerate() {
+        let f = rank * FILES / 300;
+        files[f].push(&d.events[i]);
+        file_of.insert(d.events[i].id.as_str(), f);
+    }
+    for dup in &d.events[300..] {
+        files[(file_of[dup.id.as_str()] + 1).min(FILES - 1)].push(dup);
+    }
+    for (f, events) in files.iter().enumerate() {
+        let text = |v: &dyn Fn(&Event) -> Option<String>| utf8(events.iter().map(|e| v(e)).collect());
+        let int = |v: &dyn Fn(&Event) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(events.iter().map(|e| v(e))))
+        };
+        let columns = vec![
+            ("event", text(&|e| Some(e.name.to_string()))),
+            ("time", int(&|e| e.time)),
+            ("distinct_id", text(&|e| Some(e.user.clone().unwrap_or_default()))),
+            ("$insert_id", text(&|e| Some(e.id.clone()))),
+            ("mp_processing_time_ms", int(&|e| e.ingest_ms)),
+            ("$os", text(&|_| Some("Mac OS X".into()))),
+            ("group", text(&|e| e.group.map(str::to_string))),
+        ];
+        let stats = if f == 2 {
+            parquet::file::properties::EnabledStatistics::None
+        } else {
+            parquet::file::properties::EnabledStatistics::Chunk
+        };
+        write_parquet_with(&dir.join(format!("events-{f}.parquet")), columns, stats);
+    }
+    mixpanel_ops(d, dir);
+    mixpanel_job(dir, "events-*.parquet")
 }
 
 fn mixpanel_job(dir: &Path, events: &str) -> String {
@@ -687,9 +741,10 @@ type Writer = fn(&Data, &Path) -> String;
 #[test]
 fn every_input_format_gives_the_same_tables() {
     let data = generate();
-    let formats: [(&str, Writer); 8] = [
+    let formats: [(&str, Writer); 9] = [
         ("mixpanel-ndjson", mixpanel_ndjson),
         ("mixpanel-parquet", mixpanel_parquet),
+        ("mixpanel-parquet-files", mixpanel_parquet_files),
         ("posthog-ndjson-gz", posthog_ndjson),
         ("posthog-parquet", posthog_parquet),
         ("segment-s3-gz", segment_s3),
