@@ -15,9 +15,12 @@
 //! 2. Id buckets are deduplicated one at a time, in parallel, and their survivors moved
 //!    to their day buckets.
 //! 3. Day buckets are deduplicated, attributed and reduced to per-(group, day) aggregates
-//!    one at a time, in parallel; only the hits the funnels need are kept. Names and
-//!    group ids get their final numbers (byte order) here, so no result depends on which
-//!    thread met a string first.
+//!    one at a time, in parallel; only the hits the funnels need are kept. When the runner
+//!    knows each file's span of times up front ([`Attributor::expect_files`]), a day is
+//!    processed as soon as the last file that may hold it has been pushed, while later
+//!    files are still read; otherwise at the end. Days are processed with names and group
+//!    ids numbered as the readers met them; the aggregates get their final numbers (byte
+//!    order) at the end, so no result depends on which thread met a string first.
 
 mod buckets;
 mod codec;
@@ -466,6 +469,12 @@ impl Attributor {
             .into_iter()
             .map(|(path, span)| (path, span.map(|(lo, hi)| (mapper.day(lo), mapper.day(hi)))))
             .unzip();
+        let spans: Vec<Option<(Day, Day)>> = spans;
+        tracing::debug!(
+            files = spans.len(),
+            with_time_span = spans.iter().filter(|s| s.is_some()).count(),
+            "days are processed as their last file is read"
+        );
         self.closing = Some(Closing {
             spans,
             paths,
@@ -498,7 +507,7 @@ impl Attributor {
         if let Some(c) = &self.closing {
             let file = c.pushed;
             self.check_open(b.out.iter().map(|(id, _)| *id), || {
-                c.paths[file.min(c.paths.len() - 1)].clone()
+                c.paths.get(file).cloned().unwrap_or_default()
             })?;
         }
         for (id, chunks) in b.out {
