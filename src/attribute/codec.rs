@@ -125,18 +125,68 @@ pub(super) fn encode(
     }
 }
 
+/// Largest chunk [`room`] starts.
+const CHUNK_MAX: usize = 4 << 20;
+
 /// Appends events with [`encode`] to chunks that are never reallocated: a chunk is
-/// started (64 KiB, doubling up to 4 MiB) when the last has too little room for an event
-/// (a larger event grows its chunk). Growing one buffer instead copied and re-faulted it
-/// at every doubling, a tenth of the reading time.
-pub(super) fn room(chunks: &mut Vec<Vec<u8>>) -> &mut Vec<u8> {
+/// started (64 KiB, doubling up to 4 MiB, full-size ones from `pool`) when the last has too
+/// little room for an event (a larger event grows its chunk). Growing one buffer instead
+/// copied and re-faulted it at every doubling, a tenth of the reading time.
+pub(super) fn room<'c>(chunks: &'c mut Vec<Vec<u8>>, pool: &ChunkPool) -> &'c mut Vec<u8> {
     const SLACK: usize = 256;
     let full = chunks.last().is_none_or(|c| c.capacity() - c.len() < SLACK);
     if full {
-        let size = chunks.last().map_or(64 << 10, |c| (c.capacity() * 2).min(4 << 20));
-        chunks.push(Vec::with_capacity(size));
+        let size = chunks.last().map_or(64 << 10, |c| (c.capacity() * 2).min(CHUNK_MAX));
+        chunks.push(if size == CHUNK_MAX {
+            pool.take()
+        } else {
+            Vec::with_capacity(size)
+        });
     }
     chunks.last_mut().expect("pushed above")
+}
+
+/// Full-size chunks whose events have been processed, kept for new events: a day's
+/// chunks are let go while later files are read, and memory reused at once is already
+/// mapped, where memory freed and allocated again may come back from the kernel as fresh
+/// pages, faulted in and zeroed again.
+pub(super) struct ChunkPool {
+    free: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// Chunks kept at most.
+    limit: usize,
+}
+
+impl ChunkPool {
+    /// A pool that keeps up to `bytes` of chunks.
+    pub(super) fn new(bytes: usize) -> Self {
+        ChunkPool {
+            free: Default::default(),
+            limit: bytes / CHUNK_MAX,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.free.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An empty full-size chunk.
+    fn take(&self) -> Vec<u8> {
+        self.lock().pop().unwrap_or_else(|| Vec::with_capacity(CHUNK_MAX))
+    }
+
+    /// Keeps the full-size ones of `chunks` (up to the limit), emptied.
+    pub(super) fn give(&self, chunks: Vec<Vec<u8>>) {
+        let mut free = self.lock();
+        for mut c in chunks {
+            if free.len() >= self.limit {
+                return;
+            }
+            if c.capacity() == CHUNK_MAX {
+                c.clear();
+                free.push(c);
+            }
+        }
+    }
 }
 
 /// Reads events back, in order, from chunks written by [`encode`] with the same `base_us`;
@@ -284,6 +334,31 @@ mod tests {
             assert_eq!(dec.get(), v);
         }
         assert_eq!(dec.pos, chunks[0].len());
+    }
+
+    #[test]
+    fn chunks_come_back_from_the_pool_empty_and_only_full_size_ones_up_to_its_limit() {
+        let pool = ChunkPool::new(2 * CHUNK_MAX);
+        // Fill chunks through `room` until it starts full-size ones: 64 KiB doubling.
+        let mut chunks = Vec::new();
+        while chunks.len() < 9 {
+            let c = room(&mut chunks, &pool);
+            c.resize(c.capacity() - 100, 7);
+        }
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.capacity() >> 10).collect();
+        assert_eq!(sizes, [64, 128, 256, 512, 1024, 2048, 4096, 4096, 4096]);
+        let mut grown = Vec::with_capacity(CHUNK_MAX);
+        grown.resize(CHUNK_MAX + 1, 0); // an event larger than the slack grew it
+        chunks.push(grown);
+        pool.give(chunks);
+        assert_eq!(pool.lock().len(), 2, "two full-size chunks kept, the limit");
+        let again = pool.take();
+        assert!(again.is_empty() && again.capacity() == CHUNK_MAX);
+        assert_eq!(pool.lock().len(), 1);
+        // Past what the pool holds, chunks are new.
+        pool.take();
+        assert_eq!(pool.take().capacity(), CHUNK_MAX);
+        assert!(pool.lock().is_empty());
     }
 
     proptest! {

@@ -38,7 +38,7 @@ use crate::normalize::{Code, DedupRef, EventRef, RawEvent};
 use crate::tables::{Activity, DayHit, DayParts, DayScratch, Hit, RETAIN_BYTES};
 use buckets::{BucketId, Buckets};
 pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET_MIB};
-use codec::{Decoder, Dedup};
+use codec::{ChunkPool, Decoder, Dedup};
 
 const US_PER_DAY: i64 = 86_400_000_000;
 
@@ -109,6 +109,7 @@ pub struct Batch {
     ids: IdHasher,
     mapper: DayMapper,
     strings: Arc<Strings>,
+    pool: Arc<ChunkPool>,
     names: Symbols,
     groups: Symbols,
     members: Vec<(u16, Sym)>,
@@ -181,7 +182,7 @@ impl Batch {
                 i
             }
         };
-        let buf = codec::room(&mut self.out[slot].1);
+        let buf = codec::room(&mut self.out[slot].1, &self.pool);
         codec::encode(
             buf,
             base_us(id),
@@ -359,6 +360,8 @@ struct DayWork {
     rx: std::sync::mpsc::Receiver<DayDone>,
     /// Per-day buffers, one per day in progress at most.
     scratch: Arc<std::sync::Mutex<Vec<Scratch>>>,
+    /// Where processed days' chunks go, for the readers to fill again.
+    pool: Arc<ChunkPool>,
     running: usize,
     /// Encoded bytes of the days in progress.
     running_bytes: usize,
@@ -373,12 +376,13 @@ type DayDone = (
 );
 
 impl DayWork {
-    fn new() -> Self {
+    fn new(pool_bytes: usize) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
         DayWork {
             tx,
             rx,
             scratch: Arc::default(),
+            pool: Arc::new(ChunkPool::new(pool_bytes)),
             running: 0,
             running_bytes: 0,
             done: Vec::new(),
@@ -388,7 +392,7 @@ impl DayWork {
 
     /// Processes `bucket` (day `day`, `bytes` of it in memory) on the thread pool.
     fn start(&mut self, day: Day, bucket: buckets::Bucket, bytes: usize, rules: Arc<Rules>) {
-        let (tx, pool) = (self.tx.clone(), self.scratch.clone());
+        let (tx, pool, chunks) = (self.tx.clone(), self.scratch.clone(), self.pool.clone());
         self.running += 1;
         self.running_bytes += bytes;
         rayon::spawn(move || {
@@ -396,7 +400,11 @@ impl DayWork {
             let mut scratch = lock().pop().unwrap_or_default();
             // A panic goes to the waiting thread (rayon would abort the process).
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                bucket.load().map(|b| process_day(&b, day, &rules, &mut scratch))
+                bucket.load().map(|b| {
+                    let r = process_day(&b, day, &rules, &mut scratch);
+                    chunks.give(b);
+                    r
+                })
             }));
             lock().push(scratch);
             let _ = tx.send((day, bytes, r));
@@ -451,10 +459,11 @@ impl Attributor {
             mapper: DayMapper::new(job.timezone),
             strings: Arc::default(),
             ids: IdHasher::new(),
+            // Chunks a quarter of the budget: enough for the days in progress.
+            work: DayWork::new(spill.memory_budget / 4),
             buckets: Buckets::new(spill),
             stats: AttributionStats::default(),
             closing: None,
-            work: DayWork::new(),
         }
     }
 
@@ -490,6 +499,7 @@ impl Attributor {
             ids: self.ids.clone(),
             mapper: self.mapper.clone(),
             strings: self.strings.clone(),
+            pool: self.work.pool.clone(),
             names: Symbols::default(),
             groups: Symbols::default(),
             members: Vec::new(),
