@@ -220,19 +220,8 @@ fn read_events(
     if job.events.format == Vendor::Mixpanel {
         // Mixpanel events dedup within their day: with the span of times of every file
         // known up front, each day is processed once its last file is read.
-        use rayon::prelude::*;
-        let spans = files
-            .par_iter()
-            .map(|f| {
-                let span = match sources::parquet_footer(f, job.events.file_type) {
-                    Ok(footer) => footer.as_ref().and_then(normalize::mixpanel::parquet_time_span_us),
-                    // Unknown here; reading the file reports the error.
-                    Err(_) => None,
-                };
-                (f.path.clone(), span)
-            })
-            .collect();
-        attr.expect_files(spans);
+        let spans = time_spans(job, files);
+        attr.expect_files(files.iter().map(|f| f.path.clone()).zip(spans).collect());
     }
     let template = attr.batch();
     let props_reader = mixpanel_fast::PropsReader::new(&keys);
@@ -278,6 +267,34 @@ fn read_events(
             attr.push_batch(events).map_err(RunError::from)
         },
     )
+}
+
+/// The span of event times of each Mixpanel file its footer can tell (Parquet row-group
+/// statistics), read before the rows. Footers of S3 objects are ranged GETs, mostly
+/// waiting: many are fetched at once.
+fn time_spans(job: &Job, files: &[InputFile]) -> Vec<Option<(i64, i64)>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let remote = files.iter().any(|f| f.bucket.is_some());
+    let width = if remote { 16 } else { rayon::current_num_threads() };
+    let spans = Mutex::new(vec![None; files.len()]);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..width.clamp(1, files.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(f) = files.get(i) else { return };
+                // A footer that cannot be read leaves the span unknown; reading the file
+                // reports the error.
+                let span = sources::parquet_footer(f, job.events.file_type)
+                    .ok()
+                    .flatten()
+                    .and_then(|footer| normalize::mixpanel::parquet_time_span_us(&footer));
+                spans.lock().unwrap_or_else(|p| p.into_inner())[i] = span;
+            });
+        }
+    });
+    spans.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The folded profiles and what the summary says of them.
