@@ -311,8 +311,8 @@ impl Canon {
 /// An input file's days ruled out before its turn came: its footer claimed none of them.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "`{path}` holds events of {date}, outside the time range of its Parquet statistics; \
-     the statistics are wrong (rewrite the file, or read it as part of a separate run)"
+    "`{path}` holds events of {date}, a date the statistics of its `time` column rule out: \
+     the file's Parquet statistics are wrong (rewrite it with a current writer)"
 )]
 pub struct StatisticsError {
     pub path: String,
@@ -349,6 +349,8 @@ impl Closing {
             spans
                 .iter()
                 .rposition(|s| s.is_none_or(|(a, b)| a <= day && day <= b))
+                // No file claims the day (a file's statistics were wrong): complete now, and
+                // a later file holding it fails the run.
                 .unwrap_or(0)
         })
     }
@@ -392,11 +394,11 @@ impl DayWork {
 
     /// Processes `bucket` (day `day`, `bytes` of it in memory) on the thread pool.
     fn start(&mut self, day: Day, bucket: buckets::Bucket, bytes: usize, rules: Arc<Rules>) {
-        let (tx, pool, chunks) = (self.tx.clone(), self.scratch.clone(), self.pool.clone());
+        let (tx, scratches, chunks) = (self.tx.clone(), self.scratch.clone(), self.pool.clone());
         self.running += 1;
         self.running_bytes += bytes;
         rayon::spawn(move || {
-            let lock = || pool.lock().unwrap_or_else(|p| p.into_inner());
+            let lock = || scratches.lock().unwrap_or_else(|p| p.into_inner());
             let mut scratch = lock().pop().unwrap_or_default();
             // A panic goes to the waiting thread (rayon would abort the process).
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
