@@ -44,6 +44,15 @@ pub(super) enum BucketId {
     Id(u16),
 }
 
+impl BucketId {
+    fn day(self) -> Option<Day> {
+        match self {
+            BucketId::Day(d) => Some(d),
+            BucketId::Id(_) => None,
+        }
+    }
+}
+
 #[derive(Default)]
 pub(super) struct Bucket {
     /// Chunks of whole events, in input order.
@@ -166,27 +175,17 @@ impl Buckets {
 
     /// The days that have a bucket.
     pub(super) fn days(&self) -> Vec<Day> {
-        let days = self.buckets.keys().filter_map(|id| match id {
-            BucketId::Day(d) => Some(*d),
-            BucketId::Id(_) => None,
-        });
-        days.collect()
+        self.buckets.keys().filter_map(|&id| BucketId::day(id)).collect()
     }
 
     /// Takes out the bucket of `day`, and the bytes of it that were held in memory.
     pub(super) fn take_day(&mut self, day: Day) -> (Bucket, usize) {
-        let b = self.buckets.remove(&BucketId::Day(day)).unwrap_or_default();
-        let bytes = b.mem.iter().map(Vec::capacity).sum::<usize>();
-        self.in_memory -= bytes;
-        (b, bytes)
+        self.remove(BucketId::Day(day))
     }
 
     /// Takes the day buckets out, in day order.
     pub(super) fn take_days(&mut self) -> Vec<(Day, Bucket)> {
-        self.take_where(|id| match id {
-            BucketId::Day(d) => Some(d),
-            BucketId::Id(_) => None,
-        })
+        self.take_where(BucketId::day)
     }
 
     /// Takes the id buckets out, in id order.
@@ -202,14 +201,19 @@ impl Buckets {
         let ids: Vec<BucketId> = self.buckets.keys().copied().filter(|&id| pick(id).is_some()).collect();
         let mut out: Vec<(K, Bucket)> = ids
             .into_iter()
-            .map(|id| {
-                let b = self.buckets.remove(&id).expect("listed");
-                self.in_memory -= b.mem.iter().map(Vec::capacity).sum::<usize>();
-                (pick(id).expect("picked"), b)
-            })
+            .map(|id| (pick(id).expect("picked"), self.remove(id).0))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+
+    /// Takes out bucket `id` (empty when there is none), and the bytes of it that were held
+    /// in memory, which no longer count against the budget.
+    fn remove(&mut self, id: BucketId) -> (Bucket, usize) {
+        let b = self.buckets.remove(&id).unwrap_or_default();
+        let bytes = b.mem.iter().map(Vec::capacity).sum::<usize>();
+        self.in_memory -= bytes;
+        (b, bytes)
     }
 
     /// The spill directory, kept alive until the buckets taken out are loaded.

@@ -336,13 +336,17 @@ struct Closing {
     paths: Vec<String>,
     /// Files pushed so far.
     pushed: usize,
-    /// By day met so far: the index of the last file that may hold it.
+    /// By day met so far: the index of the last file that may hold it. A day is handed to
+    /// processing as soon as that file has been pushed.
     last: FxHashMap<Day, usize>,
-    /// Days handed to processing.
-    closed: rustc_hash::FxHashSet<Day>,
 }
 
 impl Closing {
+    /// Whether `day` has been handed to processing.
+    fn is_closed(&self, day: Day) -> bool {
+        self.last.get(&day).is_some_and(|&last| last < self.pushed)
+    }
+
     fn last_file(&mut self, day: Day) -> usize {
         let spans = &self.spans;
         *self.last.entry(day).or_insert_with(|| {
@@ -491,7 +495,6 @@ impl Attributor {
             paths,
             pushed: 0,
             last: FxHashMap::default(),
-            closed: Default::default(),
         });
     }
 
@@ -536,7 +539,6 @@ impl Attributor {
             if !complete.is_empty() {
                 let rules = Arc::new(self.rules());
                 for day in complete {
-                    c.closed.insert(day);
                     let (bucket, bytes) = self.buckets.take_day(day);
                     self.work.start(day, bucket, bytes, rules.clone());
                 }
@@ -557,7 +559,7 @@ impl Attributor {
         path: impl Fn() -> String,
     ) -> Result<(), StatisticsError> {
         let Some(c) = &self.closing else { return Ok(()) };
-        match ids.find(|id| matches!(id, BucketId::Day(d) if c.closed.contains(d))) {
+        match ids.find(|id| matches!(id, BucketId::Day(d) if c.is_closed(*d))) {
             Some(BucketId::Day(d)) => Err(StatisticsError {
                 path: path(),
                 date: crate::calendar::format_day(d),
@@ -1060,7 +1062,8 @@ path = "out"
     }
 
     fn closed(attr: &Attributor) -> Vec<Day> {
-        let mut days: Vec<Day> = attr.closing.as_ref().unwrap().closed.iter().copied().collect();
+        let c = attr.closing.as_ref().unwrap();
+        let mut days: Vec<Day> = c.last.keys().copied().filter(|&d| c.is_closed(d)).collect();
         days.sort_unstable();
         days
     }

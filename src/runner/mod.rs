@@ -273,28 +273,27 @@ fn read_events(
 /// statistics), read before the rows. Footers of S3 objects are ranged GETs, mostly
 /// waiting: many are fetched at once.
 fn time_spans(job: &Job, files: &[InputFile]) -> Vec<Option<(i64, i64)>> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
     let remote = files.iter().any(|f| f.bucket.is_some());
-    let width = if remote { 16 } else { rayon::current_num_threads() };
-    let spans = Mutex::new(vec![None; files.len()]);
-    let next = AtomicUsize::new(0);
+    let threads = if remote { 16 } else { rayon::current_num_threads() };
+    // A footer that cannot be read leaves the span unknown; reading the file reports the
+    // error.
+    let span = |f: &InputFile| {
+        sources::parquet_footer(f, job.events.file_type)
+            .ok()
+            .flatten()
+            .and_then(|footer| normalize::mixpanel::parquet_time_span_us(&footer))
+    };
+    let chunk = files.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|scope| {
-        for _ in 0..width.clamp(1, files.len().max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(f) = files.get(i) else { return };
-                // A footer that cannot be read leaves the span unknown; reading the file
-                // reports the error.
-                let span = sources::parquet_footer(f, job.events.file_type)
-                    .ok()
-                    .flatten()
-                    .and_then(|footer| normalize::mixpanel::parquet_time_span_us(&footer));
-                spans.lock().unwrap_or_else(|p| p.into_inner())[i] = span;
-            });
-        }
-    });
-    spans.into_inner().unwrap_or_else(|p| p.into_inner())
+        let parts: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(span).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// The folded profiles and what the summary says of them.
