@@ -32,7 +32,7 @@ impl Default for SpillOptions {
     }
 }
 
-/// 1 GiB of encoded events: ~40M events stay in memory, larger inputs spill.
+/// 1 GiB of encoded events: ~25M events stay in memory, larger inputs spill.
 pub const DEFAULT_BUDGET_MIB: u64 = 1024;
 const DEFAULT_BUDGET: usize = (DEFAULT_BUDGET_MIB as usize) << 20;
 

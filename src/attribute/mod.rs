@@ -6,7 +6,7 @@
 //! copy came first.
 //!
 //! Memory stays bounded by partitioning, not by holding every event:
-//! 1. Reading: each file's events are encoded (~30 bytes each) on a worker thread
+//! 1. Reading: each file's events are encoded (~40 bytes each) on a worker thread
 //!    ([`Batch`]), names and group ids numbered through the run's shared string tables,
 //!    user ids hashed; then, in input order, their bytes are appended to buckets that
 //!    spill to disk past a budget. Events that dedup by (name, user, time) go to the
@@ -845,7 +845,7 @@ struct Scratch {
 fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch) -> (DayParts, AttributionStats) {
     let size: usize = bytes.iter().map(Vec::len).sum();
     let one_pass = size <= rules.one_pass_bytes;
-    let estimate = size / 25; // encoded events are ~25-40 bytes
+    let estimate = size / 36; // encoded events are ~36-45 bytes
     let mut stats = AttributionStats::default();
     let Scratch {
         parts,
@@ -963,7 +963,7 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
     (parts, stats)
 }
 
-/// Days up to this many encoded bytes (~5M events), and an eighth of the memory budget,
+/// Days up to this many encoded bytes (~4M events), and an eighth of the memory budget,
 /// are processed in one decoding pass.
 const ONE_PASS_BYTES: usize = 160 << 20;
 
