@@ -779,6 +779,19 @@ impl Keyed {
     fn key_hash(&self) -> u64 {
         rustc_hash::FxBuildHasher.hash_one(self.key())
     }
+
+    /// The hash a partition's table files the copy under: the key's hash with its halves
+    /// swapped. The top bits chose the partition, so within one they are all the same;
+    /// the table takes its 7-bit tag from the top bits, and with those fixed most slots of
+    /// every probe matched the tag and had their keys compared.
+    fn table_hash(&self) -> u64 {
+        self.key_hash().rotate_left(32)
+    }
+
+    /// The partition of [`DEDUP_PARTS`] the copy goes to.
+    fn part(&self) -> usize {
+        (self.key_hash() >> 58) as usize % DEDUP_PARTS
+    }
 }
 
 /// Dedup partitions of a day: copies of one event share one, and each is small enough
@@ -797,7 +810,7 @@ fn dedup_copies(parts: &[Vec<Keyed>], alive: &mut [u64], index: &mut hashbrown::
         index.reserve(part.len(), |_| unreachable!("reserved while empty"));
         // Copies are in bucket order within a partition: a later copy meets the kept one.
         for (i, c) in part.iter().enumerate() {
-            let h = c.key_hash();
+            let h = c.table_hash();
             let key = c.key();
             match index.find_mut(h, |&k| part[k as usize].key() == key) {
                 Some(k) => {
@@ -811,7 +824,7 @@ fn dedup_copies(parts: &[Vec<Keyed>], alive: &mut [u64], index: &mut hashbrown::
                     }
                 }
                 None => {
-                    index.insert_unique(h, i as u32, |&k| part[k as usize].key_hash());
+                    index.insert_unique(h, i as u32, |&k| part[k as usize].table_hash());
                 }
             }
         }
@@ -893,7 +906,7 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
                     ordinal,
                     flags: if insert.is_some() { INSERT } else { 0 } | if e.ingest_us.is_some() { INGEST } else { 0 },
                 };
-                parts[(c.key_hash() >> 58) as usize % DEDUP_PARTS].push(c);
+                parts[c.part()].push(c);
             }
             Dedup::Unique => {}
             Dedup::Id(_) => unreachable!("id-keyed events are deduplicated before their day"),
