@@ -111,6 +111,9 @@ pub struct DayScratch {
     next: Vec<u32>,
     pairs: Vec<u128>,
     users: Vec<UserKey>,
+    /// For [`sort_pairs`].
+    by_event: Vec<u32>,
+    spare: Vec<UserKey>,
     daily: Vec<GroupDay>,
     event_daily: Vec<GroupEventDay>,
 }
@@ -128,6 +131,8 @@ impl DayParts {
             next,
             pairs,
             users,
+            by_event,
+            spare,
             daily,
             event_daily,
         } = scratch;
@@ -162,7 +167,7 @@ impl DayParts {
             for (i, w) in starts.windows(2).enumerate() {
                 let run = &mut pairs[w[0] as usize..w[1] as usize];
                 if !run.is_empty() {
-                    run.sort_unstable();
+                    sort_pairs(run, by_event, spare);
                     rows.push_group((i / groups) as u16, (i % groups) as Sym, day, run, users);
                 }
             }
@@ -183,6 +188,51 @@ impl DayParts {
             *pairs = Vec::new();
         }
         parts
+    }
+}
+
+/// Sorts one group's hits as `event << 64 | user`. A large run is split by event first, a
+/// counting sort (a group's hits of a day carry few event names), which leaves 64-bit users
+/// to sort within each event instead of 128-bit pairs across all of them: the largest
+/// groups, which cost the most, sort in about half the time.
+fn sort_pairs(run: &mut [u128], by_event: &mut Vec<u32>, spare: &mut Vec<UserKey>) {
+    const SPLIT_FROM: usize = 256;
+    let event_of = |p: u128| (p >> 64) as usize;
+    let max_event = if run.len() < SPLIT_FROM {
+        None
+    } else {
+        run.iter().map(|&p| event_of(p)).max().filter(|&m| m < run.len())
+    };
+    let Some(max_event) = max_event else {
+        run.sort_unstable();
+        return;
+    };
+    // `by_event[e]`: where event `e`'s users start, then (after placing them) end.
+    by_event.clear();
+    by_event.resize(max_event + 1, 0);
+    for &p in run.iter() {
+        by_event[event_of(p)] += 1;
+    }
+    let mut at = 0;
+    for c in by_event.iter_mut() {
+        (*c, at) = (at, at + *c);
+    }
+    spare.clear();
+    spare.resize(run.len(), 0);
+    for &p in run.iter() {
+        let e = &mut by_event[event_of(p)];
+        spare[*e as usize] = p as UserKey;
+        *e += 1;
+    }
+    let mut start = 0;
+    for (e, &end) in by_event.iter().enumerate() {
+        let end = end as usize;
+        let users = &mut spare[start..end];
+        users.sort_unstable();
+        for (slot, &u) in run[start..end].iter_mut().zip(users.iter()) {
+            *slot = ((e as u128) << 64) | u as u128;
+        }
+        start = end;
     }
 }
 
@@ -439,6 +489,20 @@ mod tests {
     use super::*;
 
     proptest! {
+        /// The split by event gives what sorting the whole pairs gives, for runs above and
+        /// below the split size, few and many events, repeated users and "no user".
+        #[test]
+        fn pairs_sort_by_event_then_user(
+            events in prop_oneof![Just(4u64), Just(5_000u64)],
+            raw in prop::collection::vec((any::<u64>(), prop_oneof![0u64..20, Just(NO_USER), any::<u64>()]), 0..1200),
+        ) {
+            let mut run: Vec<u128> = raw.iter().map(|&(e, u)| (((e % events) as u128) << 64) | u as u128).collect();
+            let mut want = run.clone();
+            want.sort_unstable();
+            sort_pairs(&mut run, &mut Vec::new(), &mut Vec::new());
+            prop_assert_eq!(run, want);
+        }
+
         /// The per-day reduction against counting every (group, day[, event]) by brute force.
         #[test]
         fn day_parts_count_events_and_distinct_users(
