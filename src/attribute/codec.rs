@@ -347,7 +347,7 @@ mod tests {
         ]
     }
 
-    fn event() -> impl Strategy<Value = (Sym, UserKey, i64, Option<i64>, Dedup, Vec<(u16, Sym)>)> {
+    fn event() -> impl Strategy<Value = Ev> {
         let groups = prop_oneof![
             4 => prop::collection::vec((any::<u16>(), any::<Sym>()), 0..4),
             1 => prop::collection::vec((any::<u16>(), any::<Sym>()), 250..300),
