@@ -193,8 +193,8 @@ impl DayParts {
 
 /// Sorts one group's hits as `event << 64 | user`. A large run is split by event first, a
 /// counting sort (a group's hits of a day carry few event names), which leaves 64-bit users
-/// to sort within each event instead of 128-bit pairs across all of them: the largest
-/// groups, which cost the most, sort in about half the time.
+/// to sort within each event instead of 128-bit pairs across all of them (the day's
+/// aggregation took 10% fewer instructions on the 100M workload's days).
 fn sort_pairs(run: &mut [u128], by_event: &mut Vec<u32>, spare: &mut Vec<UserKey>) {
     const SPLIT_FROM: usize = 256;
     let event_of = |p: u128| (p >> 64) as usize;
