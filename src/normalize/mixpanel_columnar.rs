@@ -17,6 +17,7 @@
 //! object (tested against `sources::parquet`'s conversion).
 
 use std::fmt::Write as _;
+use std::ops::Range;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
@@ -165,6 +166,101 @@ enum Leaf<'a> {
     },
 }
 
+/// Binds `$get` to a closure reading one cell of `$leaf` (`usize -> Cell`) and evaluates
+/// `$body` with it, in one arm per column type: callers that read many rows match the
+/// type once. A dictionary's values are matched here too (string values inline, others
+/// through [`Leaf::cell`]).
+macro_rules! with_cells {
+    ($leaf:expr, |$get:ident| $body:expr) => {
+        match $leaf {
+            Leaf::Utf8(a) => {
+                let $get = |i: usize| text_cell(*a, || a.value(i), i);
+                $body
+            }
+            Leaf::Large(a) => {
+                let $get = |i: usize| text_cell(*a, || a.value(i), i);
+                $body
+            }
+            Leaf::View(a) => {
+                let $get = |i: usize| text_cell(*a, || a.value(i), i);
+                $body
+            }
+            Leaf::Int(n) => match n {
+                Ints::I8(a) => {
+                    let $get = |i: usize| int_cell(*a, i);
+                    $body
+                }
+                Ints::I16(a) => {
+                    let $get = |i: usize| int_cell(*a, i);
+                    $body
+                }
+                Ints::I32(a) => {
+                    let $get = |i: usize| int_cell(*a, i);
+                    $body
+                }
+                Ints::I64(a) => {
+                    let $get = |i: usize| int_cell(*a, i);
+                    $body
+                }
+                Ints::U8(a) => {
+                    let $get = |i: usize| int_cell(*a, i);
+                    $body
+                }
+                Ints::U16(a) => {
+                    let $get = |i: usize| int_cell(*a, i);
+                    $body
+                }
+                Ints::U32(a) => {
+                    let $get = |i: usize| int_cell(*a, i);
+                    $body
+                }
+                Ints::U64(a) => {
+                    let $get = |i: usize| int_cell(*a, i);
+                    $body
+                }
+            },
+            Leaf::Stamp(st) => match st {
+                Stamps::S(a) => {
+                    let $get = |i: usize| stamp_cell(*a, i, |v| v.saturating_mul(1_000_000));
+                    $body
+                }
+                Stamps::Ms(a) => {
+                    let $get = |i: usize| stamp_cell(*a, i, |v| v.saturating_mul(1000));
+                    $body
+                }
+                Stamps::Us(a) => {
+                    let $get = |i: usize| stamp_cell(*a, i, |v| v);
+                    $body
+                }
+                Stamps::Ns(a) => {
+                    let $get = |i: usize| stamp_cell(*a, i, |v| v.div_euclid(1000));
+                    $body
+                }
+            },
+            Leaf::Dict {
+                nulls, keys, values, ..
+            } => match &**values {
+                Leaf::Utf8(v) => {
+                    let $get = |i: usize| dict_cell(nulls, keys, i, |k| text_cell(*v, || v.value(k), k));
+                    $body
+                }
+                Leaf::Large(v) => {
+                    let $get = |i: usize| dict_cell(nulls, keys, i, |k| text_cell(*v, || v.value(k), k));
+                    $body
+                }
+                Leaf::View(v) => {
+                    let $get = |i: usize| dict_cell(nulls, keys, i, |k| text_cell(*v, || v.value(k), k));
+                    $body
+                }
+                other => {
+                    let $get = |i: usize| dict_cell(nulls, keys, i, |k| other.cell(k));
+                    $body
+                }
+            },
+        }
+    };
+}
+
 impl<'a> Leaf<'a> {
     fn of(a: &'a dyn Array, dicts: &mut Dicts) -> Option<Leaf<'a>> {
         Some(match a.data_type() {
@@ -210,97 +306,99 @@ impl<'a> Leaf<'a> {
 
     #[inline]
     fn cell(&self, i: usize) -> Cell<'a> {
-        fn text<'a>(a: &'a impl Array, v: impl FnOnce() -> &'a str, i: usize) -> Cell<'a> {
-            if a.is_null(i) {
-                Cell::Null
-            } else {
-                Cell::Str(v())
-            }
-        }
-        fn int<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>, i: usize) -> Cell<'static>
-        where
-            T::Native: TryInto<i64>,
-        {
-            if a.is_null(i) {
-                return Cell::Null;
-            }
-            a.value(i).try_into().map_or(Cell::Bad, Cell::Int)
-        }
-        fn stamp<T: ArrowPrimitiveType<Native = i64>>(
-            a: &PrimitiveArray<T>,
-            i: usize,
-            us: impl FnOnce(i64) -> i64,
-        ) -> Cell<'static> {
-            if a.is_null(i) {
-                return Cell::Null;
-            }
-            // The general path's conversion (`sources::parquet::cell`), then its text's range.
-            let us = us(a.value(i));
-            if (MIN_US..=MAX_US).contains(&us) {
-                Cell::Micros(us)
-            } else {
-                Cell::Bad
-            }
-        }
-        match self {
-            Leaf::Utf8(a) => text(*a, || a.value(i), i),
-            Leaf::Large(a) => text(*a, || a.value(i), i),
-            Leaf::View(a) => text(*a, || a.value(i), i),
-            Leaf::Int(n) => match n {
-                Ints::I8(a) => int(*a, i),
-                Ints::I16(a) => int(*a, i),
-                Ints::I32(a) => int(*a, i),
-                Ints::I64(a) => int(*a, i),
-                Ints::U8(a) => int(*a, i),
-                Ints::U16(a) => int(*a, i),
-                Ints::U32(a) => int(*a, i),
-                Ints::U64(a) => int(*a, i),
-            },
-            Leaf::Stamp(s) => match s {
-                Stamps::S(a) => stamp(*a, i, |v| v.saturating_mul(1_000_000)),
-                Stamps::Ms(a) => stamp(*a, i, |v| v.saturating_mul(1000)),
-                Stamps::Us(a) => stamp(*a, i, |v| v),
-                Stamps::Ns(a) => stamp(*a, i, |v| v.div_euclid(1000)),
-            },
-            Leaf::Dict {
-                nulls, keys, values, ..
-            } => {
-                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                    Cell::Null
-                } else {
-                    keys.get(i).map_or(Cell::Bad, |&k| values.cell(k))
-                }
-            }
-        }
+        with_cells!(self, |get| get(i))
+    }
+
+    /// [`Leaf::cell`] of each of `rows`, appended to `out`: the column's type is matched
+    /// once for the run, not once a row.
+    fn cells(&self, rows: Range<usize>, out: &mut Vec<Cell<'a>>) {
+        with_cells!(self, |get| out.extend(rows.map(get)))
+    }
+}
+
+fn text_cell<'a>(a: &'a impl Array, v: impl FnOnce() -> &'a str, i: usize) -> Cell<'a> {
+    if a.is_null(i) {
+        Cell::Null
+    } else {
+        Cell::Str(v())
+    }
+}
+
+fn int_cell<T: ArrowPrimitiveType>(a: &PrimitiveArray<T>, i: usize) -> Cell<'static>
+where
+    T::Native: TryInto<i64>,
+{
+    if a.is_null(i) {
+        return Cell::Null;
+    }
+    a.value(i).try_into().map_or(Cell::Bad, Cell::Int)
+}
+
+fn stamp_cell<T: ArrowPrimitiveType<Native = i64>>(
+    a: &PrimitiveArray<T>,
+    i: usize,
+    us: impl FnOnce(i64) -> i64,
+) -> Cell<'static> {
+    if a.is_null(i) {
+        return Cell::Null;
+    }
+    // The general path's conversion (`sources::parquet::cell`), then its text's range.
+    let us = us(a.value(i));
+    if (MIN_US..=MAX_US).contains(&us) {
+        Cell::Micros(us)
+    } else {
+        Cell::Bad
+    }
+}
+
+/// A dictionary's cell `i`, its value read by `value` from the key.
+#[inline]
+fn dict_cell<'a>(
+    nulls: &Option<NullBuffer>,
+    keys: &[usize],
+    i: usize,
+    value: impl FnOnce(usize) -> Cell<'a>,
+) -> Cell<'a> {
+    if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+        Cell::Null
+    } else {
+        keys.get(i).map_or(Cell::Bad, |&k| value(k))
     }
 }
 
 impl<'a> Leaf<'a> {
-    /// [`Leaf::cell`], and where a string cell came from when this is a dictionary.
+    /// Where row `i`'s string came from, when this is a numbered dictionary.
     #[inline]
-    fn coded_cell(&self, i: usize) -> (Cell<'a>, Code) {
+    fn code(&self, i: usize) -> Code {
         match self {
             Leaf::Dict {
                 nulls,
                 keys,
-                values,
                 number: Some(number),
-            } => {
-                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                    return (Cell::Null, Code::NONE);
-                }
-                match keys.get(i) {
-                    Some(&k) => (
-                        values.cell(k),
-                        Code {
-                            dict: *number,
-                            entry: k as u32,
-                        },
-                    ),
-                    None => (Cell::Bad, Code::NONE),
-                }
-            }
-            _ => (self.cell(i), Code::NONE),
+                ..
+            } => match keys.get(i) {
+                Some(&k) if !nulls.as_ref().is_some_and(|n| n.is_null(i)) => Code {
+                    dict: *number,
+                    entry: k as u32,
+                },
+                _ => Code::NONE,
+            },
+            _ => Code::NONE,
+        }
+    }
+
+    /// [`Leaf::cell`], and where a string cell came from when this is a dictionary.
+    #[inline]
+    fn coded_cell(&self, i: usize) -> (Cell<'a>, Code) {
+        (self.cell(i), self.code(i))
+    }
+
+    /// [`Leaf::coded_cell`] of each of `rows`, appended to `cells` and `codes`.
+    fn coded_cells(&self, rows: Range<usize>, cells: &mut Vec<Cell<'a>>, codes: &mut Vec<Code>) {
+        self.cells(rows.clone(), cells);
+        match self {
+            Leaf::Dict { number: Some(_), .. } => codes.extend(rows.map(|i| self.code(i))),
+            _ => codes.extend(rows.map(|_| Code::NONE)),
         }
     }
 }
@@ -328,33 +426,57 @@ impl<'a> IdCol<'a> {
         })
     }
 
-    /// Adds row `i`'s ids for key `k`; `None`: a value not read here.
-    #[inline]
-    fn push(&self, i: usize, k: u16, ids: &mut GroupIds<'a>) -> Option<()> {
-        match self {
-            IdCol::One(leaf) => push_cell(leaf.coded_cell(i), k, ids),
+    /// The cells of `rows`' ids, into `out` (cleared): for a list column, the cells of
+    /// its values from the first row's first to the last row's last.
+    fn fill(&self, rows: Range<usize>, out: &mut IdCells<'a>) {
+        out.cells.clear();
+        out.codes.clear();
+        let (values, child) = match self {
+            IdCol::One(leaf) => (rows, leaf),
             IdCol::List(l, child) => {
-                if !l.is_null(i) {
-                    let o = l.value_offsets();
-                    for j in o[i] as usize..o[i + 1] as usize {
-                        push_cell(child.coded_cell(j), k, ids)?;
-                    }
-                }
-                Some(())
+                let o = l.value_offsets();
+                (o[rows.start] as usize..o[rows.end] as usize, child)
             }
             IdCol::LargeList(l, child) => {
-                if !l.is_null(i) {
-                    let o = l.value_offsets();
-                    for j in o[i] as usize..o[i + 1] as usize {
-                        push_cell(child.coded_cell(j), k, ids)?;
-                    }
-                }
-                Some(())
+                let o = l.value_offsets();
+                (o[rows.start] as usize..o[rows.end] as usize, child)
             }
+        };
+        out.first = values.start;
+        child.coded_cells(values, &mut out.cells, &mut out.codes);
+    }
+
+    /// Adds row `i`'s ids for key `k` from `cells` (filled for rows starting at row
+    /// `first`, which holds `i`); `None`: a value not read here.
+    #[inline]
+    fn push(&self, i: usize, first: usize, cells: &IdCells<'a>, k: u16, ids: &mut GroupIds<'a>) -> Option<()> {
+        let span = match self {
+            IdCol::One(_) => i - first..i - first + 1,
+            IdCol::List(l, _) if !l.is_null(i) => {
+                let o = l.value_offsets();
+                o[i] as usize - cells.first..o[i + 1] as usize - cells.first
+            }
+            IdCol::LargeList(l, _) if !l.is_null(i) => {
+                let o = l.value_offsets();
+                o[i] as usize - cells.first..o[i + 1] as usize - cells.first
+            }
+            IdCol::List(..) | IdCol::LargeList(..) => 0..0,
+        };
+        for j in span {
+            push_cell((cells.cells[j], cells.codes[j]), k, ids)?;
         }
+        Some(())
     }
 }
 
+/// One group-key column's cells for a run of rows (see [`IdCol::fill`]).
+#[derive(Default)]
+struct IdCells<'a> {
+    cells: Vec<Cell<'a>>,
+    codes: Vec<Code>,
+    /// Index in the column (or its list values) of `cells[0]`.
+    first: usize,
+}
 /// `values::group_ids` of one scalar: a non-empty string as it is, an integer as its
 /// decimal text, null none.
 #[inline]
@@ -480,38 +602,87 @@ struct FlatScratch<'a> {
     insert_id: String,
 }
 
-fn at<'a>(leaf: &Option<Leaf<'a>>, i: usize) -> Cell<'a> {
-    leaf.as_ref().map_or(Cell::Null, |l| l.cell(i))
+/// Rows read a column at a time, this many at once: each column's type is matched once
+/// per run, and a run's cells (~24 bytes each, seven columns) stay in cache for the rows.
+/// Tests use short runs, so their small batches cross run boundaries.
+const RUN: usize = if cfg!(test) { 7 } else { 1024 };
+
+/// The cells of one run of rows, by column (see [`Flat::fill`]).
+#[derive(Default)]
+struct FlatCells<'a> {
+    name: Vec<Cell<'a>>,
+    name_codes: Vec<Code>,
+    time: Vec<Cell<'a>>,
+    ingest: Vec<Cell<'a>>,
+    user: Vec<Cell<'a>>,
+    insert_ids: [Vec<Cell<'a>>; 2],
+    keys: Vec<IdCells<'a>>,
+}
+
+/// `leaf`'s cells of `rows` into `out` (cleared); nulls where there is no such column.
+fn fill<'a>(leaf: &Option<Leaf<'a>>, rows: Range<usize>, out: &mut Vec<Cell<'a>>) {
+    out.clear();
+    match leaf {
+        Some(l) => l.cells(rows, out),
+        None => out.resize(rows.len(), Cell::Null),
+    }
 }
 
 impl<'a> Flat<'a> {
     fn events(&self, n: usize, push: &mut dyn FnMut(EventRef<'_>), declined: &mut Vec<usize>) {
         let mut s = FlatScratch::default();
-        for i in 0..n {
-            match self.event(i, &mut s) {
-                Some(e) => push(e),
-                None => declined.push(i),
+        let mut cells = FlatCells::default();
+        cells.keys.resize_with(self.keys.len(), IdCells::default);
+        for start in (0..n).step_by(RUN) {
+            let rows = start..(start + RUN).min(n);
+            self.fill(rows.clone(), &mut cells);
+            for i in rows {
+                match self.event(i, start, &cells, &mut s) {
+                    Some(e) => push(e),
+                    None => declined.push(i),
+                }
+            }
+        }
+    }
+
+    fn fill(&self, rows: Range<usize>, c: &mut FlatCells<'a>) {
+        c.name.clear();
+        c.name_codes.clear();
+        self.name.coded_cells(rows.clone(), &mut c.name, &mut c.name_codes);
+        fill(&self.time, rows.clone(), &mut c.time);
+        fill(&self.ingest, rows.clone(), &mut c.ingest);
+        fill(&self.user, rows.clone(), &mut c.user);
+        for (leaf, out) in self.insert_ids.iter().zip(&mut c.insert_ids) {
+            fill(leaf, rows.clone(), out);
+        }
+        for (col, out) in self.keys.iter().zip(&mut c.keys) {
+            if let Some(col) = col {
+                col.fill(rows.clone(), out);
             }
         }
     }
 
     /// `mixpanel::event` of row `i` with an empty `properties`: every field from its
-    /// top-level column.
-    fn event<'s>(&self, i: usize, s: &'s mut FlatScratch<'a>) -> Option<EventRef<'s>>
+    /// top-level column, read from `c` (filled for rows from `first`).
+    fn event<'s>(&self, i: usize, first: usize, c: &FlatCells<'a>, s: &'s mut FlatScratch<'a>) -> Option<EventRef<'s>>
     where
         'a: 's,
     {
         if json_text_at(&self.json_text, i) {
             return None;
         }
-        let (name, name_code) = name_at(&self.name, i)?;
-        let time_us = match at(&self.time, i) {
+        let j = i - first;
+        let (name, name_code) = match c.name[j] {
+            Cell::Str(s) if !s.is_empty() => (s, c.name_codes[j]),
+            _ => return None,
+        };
+        let time_us = match c.time[j] {
             Cell::Int(v) => int_epoch_us(v)?,
             Cell::Str(t) => text_epoch_us(t)?,
             Cell::Micros(us) => us,
             Cell::Null | Cell::Bad => return None,
         };
-        let ingest_us = match at(&self.ingest, i) {
+        let ingest_us = match c.ingest[j] {
             Cell::Null => None,
             // `ms_us(v as f64)`, which is exactly `v * 1000` while that is within 2^53.
             Cell::Int(v) if v.unsigned_abs() <= (1 << 53) / 1000 => Some(v * 1000),
@@ -525,7 +696,7 @@ impl<'a> Flat<'a> {
             user: user_buf,
             insert_id: insert_buf,
         } = s;
-        let user = match at(&self.user, i) {
+        let user = match c.user[j] {
             Cell::Null => None,
             Cell::Str(u) => (!u.is_empty()).then_some(u),
             Cell::Int(v) => {
@@ -535,9 +706,9 @@ impl<'a> Flat<'a> {
             }
             Cell::Micros(_) | Cell::Bad => return None,
         };
-        let insert_cell = match at(&self.insert_ids[0], i) {
-            Cell::Null => at(&self.insert_ids[1], i),
-            c => c,
+        let insert_cell = match c.insert_ids[0][j] {
+            Cell::Null => c.insert_ids[1][j],
+            cell => cell,
         };
         let insert_id = match insert_cell {
             Cell::Null => None,
@@ -550,10 +721,10 @@ impl<'a> Flat<'a> {
             Cell::Micros(_) | Cell::Bad => return None,
         };
         ids.clear();
-        for (k, col) in self.keys.iter().enumerate() {
+        for (k, (col, cells)) in self.keys.iter().zip(&c.keys).enumerate() {
             if let Some(col) = col {
                 ids.start_key();
-                col.push(i, k as u16, ids)?;
+                col.push(i, first, cells, k as u16, ids)?;
             }
         }
         Some(ids.event(name, name_code, user, time_us, ingest_us, insert_id))
