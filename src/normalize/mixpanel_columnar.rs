@@ -4,10 +4,11 @@
 //!
 //! Two layouts are read here. Flattened typed columns (`event`, `distinct_id`, `time`,
 //! `$insert_id`, `mp_processing_time_ms`, one column per group key, as warehouse exports
-//! and the benchmark files have them) are read cell by cell; a `{event, properties}` layout
-//! whose `properties` holds JSON text goes through [`mixpanel_fast`]'s one-pass parser.
-//! Columns are resolved once per batch; rows then cost no allocation beyond the recycled
-//! buffers.
+//! and the benchmark files have them) are read a column at a time, a run of rows at once
+//! (each column's type is matched once a run, not once a cell); a `{event, properties}`
+//! layout whose `properties` holds JSON text goes through [`mixpanel_fast`]'s one-pass
+//! parser. Columns are resolved once per batch; rows then cost no allocation beyond the
+//! recycled buffers.
 //!
 //! The general path stays the reference and owns every error message: a column of a type
 //! not handled here declines the whole batch, and a row whose value the general path would
