@@ -4,7 +4,6 @@
 //! A [`BatchHook`] sees each batch first, and only the rows it declines become records.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -17,7 +16,6 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::basic::Encoding;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ColumnChunkMetaData;
-use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::statistics::Statistics;
 use serde_json::{Map, Number, Value};
 
@@ -41,7 +39,11 @@ pub(super) fn probe(path: &str) -> Result<(), SourceError> {
 }
 
 pub(super) fn read(path: &str, hook: Option<BatchHook>, each: &mut dyn FnMut(Record)) -> Result<(), SourceError> {
-    let file = PositionedFile::open(path).map_err(|source| SourceError::Io {
+    #[cfg(unix)]
+    let file = positioned::PositionedFile::open(path);
+    #[cfg(not(unix))]
+    let file = File::open(path);
+    let file = file.map_err(|source| SourceError::Io {
         path: path.to_string(),
         source,
     })?;
@@ -60,66 +62,105 @@ pub(super) fn read(path: &str, hook: Option<BatchHook>, each: &mut dyn FnMut(Rec
     Ok(())
 }
 
-/// A local Parquet file read with positioned reads (`pread`). arrow-rs reads a `File`
-/// page by page, and for each page clones the handle, seeks, reads and closes it twice
-/// (the header through an 8 KiB buffer, then the page): eight system calls a page, ~100k
-/// pages in a 100M-event run. Here a page costs two reads and no handle.
-struct PositionedFile {
-    file: Arc<File>,
-    len: u64,
-}
+/// Positioned reads of local files (Unix); elsewhere arrow-rs's own `File` reader is used.
+#[cfg(unix)]
+mod positioned {
+    use std::fs::File;
+    use std::os::unix::fs::FileExt;
+    use std::sync::Arc;
 
-/// Bytes read ahead for a page header (usually well under this; a longer one is read on).
-const HEADER_READ: usize = 1024;
+    use parquet::errors::{ParquetError, Result};
+    use parquet::file::reader::{ChunkReader, Length};
 
-impl PositionedFile {
-    fn open(path: &str) -> std::io::Result<Self> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        Ok(PositionedFile {
-            file: Arc::new(file),
-            len,
-        })
-    }
-}
-
-/// Reads `file` onwards from `pos`.
-struct ReadAt {
-    file: Arc<File>,
-    pos: u64,
-}
-
-impl std::io::Read for ReadAt {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Length for PositionedFile {
-    fn len(&self) -> u64 {
-        self.len
-    }
-}
-
-impl ChunkReader for PositionedFile {
-    type T = std::io::BufReader<ReadAt>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        let at = ReadAt {
-            file: Arc::clone(&self.file),
-            pos: start,
-        };
-        Ok(std::io::BufReader::with_capacity(HEADER_READ, at))
+    /// A local Parquet file read with positioned reads (`pread`). arrow-rs reads a `File`
+    /// page by page, and for each page clones the handle, seeks, reads and closes it twice
+    /// (the header through an 8 KiB buffer, then the page): eight system calls a page, ~100k
+    /// pages in a 100M-event run. Here a page costs two reads and no handle.
+    pub(super) struct PositionedFile {
+        file: Arc<File>,
+        len: u64,
     }
 
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
-        let mut buf = vec![0; length];
-        self.file
-            .read_exact_at(&mut buf, start)
-            .map_err(|e| ParquetError::External(Box::new(e)))?;
-        Ok(buf.into())
+    /// Bytes read ahead for a page header (usually well under this; a longer one is read on).
+    const HEADER_READ: usize = 1024;
+
+    impl PositionedFile {
+        pub(super) fn open(path: &str) -> std::io::Result<Self> {
+            let file = File::open(path)?;
+            let len = file.metadata()?.len();
+            Ok(PositionedFile {
+                file: Arc::new(file),
+                len,
+            })
+        }
+    }
+
+    /// Reads `file` onwards from `pos`.
+    pub(super) struct ReadAt {
+        file: Arc<File>,
+        pos: u64,
+    }
+
+    impl std::io::Read for ReadAt {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.file.read_at(buf, self.pos)?;
+            self.pos += n as u64;
+            Ok(n)
+        }
+    }
+
+    impl Length for PositionedFile {
+        fn len(&self) -> u64 {
+            self.len
+        }
+    }
+
+    impl ChunkReader for PositionedFile {
+        type T = std::io::BufReader<ReadAt>;
+
+        fn get_read(&self, start: u64) -> Result<Self::T> {
+            let at = ReadAt {
+                file: Arc::clone(&self.file),
+                pos: start,
+            };
+            Ok(std::io::BufReader::with_capacity(HEADER_READ, at))
+        }
+
+        fn get_bytes(&self, start: u64, length: usize) -> Result<bytes::Bytes> {
+            let mut buf = vec![0; length];
+            self.file
+                .read_exact_at(&mut buf, start)
+                .map_err(|e| ParquetError::External(Box::new(e)))?;
+            Ok(buf.into())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::io::Read;
+
+        use super::*;
+
+        #[test]
+        fn positioned_reads_give_the_files_bytes_and_fail_past_its_end() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &data).unwrap();
+            let f = PositionedFile::open(path.to_str().unwrap()).unwrap();
+            assert_eq!(f.len(), 5000);
+            assert_eq!(&f.get_bytes(7, 3000).unwrap()[..], &data[7..3007]);
+            assert_eq!(&f.get_bytes(4990, 10).unwrap()[..], &data[4990..]);
+            assert!(f.get_bytes(4990, 11).is_err(), "a read past the end is an error");
+            // Through the header buffer and past it, from two readers at once.
+            let (mut a, mut b) = (f.get_read(100).unwrap(), f.get_read(4000).unwrap());
+            let mut all = Vec::new();
+            a.read_to_end(&mut all).unwrap();
+            assert_eq!(all, &data[100..]);
+            let mut head = [0; 16];
+            b.read_exact(&mut head).unwrap();
+            assert_eq!(head, data[4000..4016]);
+        }
     }
 }
 
