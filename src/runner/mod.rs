@@ -361,7 +361,7 @@ fn read_profiles(
                 sources::read_file(f, p.file_type, &mut |rec: Record| {
                     if let Some(op) = parse(f, rec, rejects) {
                         count(&op);
-                        fold::apply(&mut read.folded, &op);
+                        fold::apply(&mut read.folded, op);
                     }
                 })?;
                 progress.inc(f.size);
@@ -390,7 +390,7 @@ fn read_profiles(
                 },
             )?;
             fold::sort_ops(&mut ops, FoldOrder::Time);
-            read.folded = fold::fold(ops.iter().map(|s| &s.op));
+            read.folded = fold::fold(ops.into_iter().map(|s| s.op));
         }
     }
     Ok(read)
