@@ -447,12 +447,12 @@ impl<'a> IdCol<'a> {
         child.coded_cells(values, &mut out.cells, &mut out.codes);
     }
 
-    /// Adds row `i`'s ids for key `k` from `cells` (filled for rows starting at row
-    /// `first`, which holds `i`); `None`: a value not read here.
+    /// Adds row `i`'s ids for key `k` from `cells` (filled for a run holding `i`); `None`:
+    /// a value not read here.
     #[inline]
-    fn push(&self, i: usize, first: usize, cells: &IdCells<'a>, k: u16, ids: &mut GroupIds<'a>) -> Option<()> {
+    fn push(&self, i: usize, cells: &IdCells<'a>, k: u16, ids: &mut GroupIds<'a>) -> Option<()> {
         let span = match self {
-            IdCol::One(_) => i - first..i - first + 1,
+            IdCol::One(_) => i - cells.first..i - cells.first + 1,
             IdCol::List(l, _) if !l.is_null(i) => {
                 let o = l.value_offsets();
                 o[i] as usize - cells.first..o[i + 1] as usize - cells.first
@@ -475,7 +475,7 @@ impl<'a> IdCol<'a> {
 struct IdCells<'a> {
     cells: Vec<Cell<'a>>,
     codes: Vec<Code>,
-    /// Index in the column (or its list values) of `cells[0]`.
+    /// Index in the column (a list column's values) of `cells[0]`.
     first: usize,
 }
 /// `values::group_ids` of one scalar: a non-empty string as it is, an integer as its
@@ -725,7 +725,7 @@ impl<'a> Flat<'a> {
         for (k, (col, cells)) in self.keys.iter().zip(&c.keys).enumerate() {
             if let Some(col) = col {
                 ids.start_key();
-                col.push(i, first, cells, k as u16, ids)?;
+                col.push(i, cells, k as u16, ids)?;
             }
         }
         Some(ids.event(name, name_code, user, time_us, ingest_us, insert_id))
