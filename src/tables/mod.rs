@@ -110,10 +110,7 @@ pub struct DayScratch {
     starts: Vec<u32>,
     next: Vec<u32>,
     pairs: Vec<u128>,
-    users: Vec<UserKey>,
-    /// For [`sort_pairs`].
-    by_event: Vec<u32>,
-    spare: Vec<UserKey>,
+    distinct: Distinct,
     daily: Vec<GroupDay>,
     event_daily: Vec<GroupEventDay>,
 }
@@ -130,9 +127,7 @@ impl DayParts {
             starts,
             next,
             pairs,
-            users,
-            by_event,
-            spare,
+            distinct,
             daily,
             event_daily,
         } = scratch;
@@ -144,8 +139,8 @@ impl DayParts {
         let groups = max_group as usize + 1;
         let slots = (max_key as usize + 1) * groups;
         if slots <= hits.len() * 2 + 4096 {
-            // Dense enough for a counting sort by (key, group): one pass places every hit,
-            // and only each group's (event, user) pairs are compared.
+            // Dense enough for a counting sort by (key, group): one pass places every hit
+            // by its group, whose (event, user) pairs are then counted unsorted.
             let slot = |h: &DayHit| (h.key() as usize) * groups + h.group() as usize;
             starts.clear();
             starts.resize(slots + 1, 0);
@@ -167,16 +162,15 @@ impl DayParts {
             for (i, w) in starts.windows(2).enumerate() {
                 let run = &mut pairs[w[0] as usize..w[1] as usize];
                 if !run.is_empty() {
-                    sort_pairs(run, by_event, spare);
-                    rows.push_group((i / groups) as u16, (i % groups) as Sym, day, run, users);
+                    rows.push_group((i / groups) as u16, (i % groups) as Sym, day, run, distinct);
                 }
             }
         } else {
-            hits.sort_unstable_by_key(|h| (h.key_group, ((h.event as u128) << 64) | h.user as u128));
+            hits.sort_unstable_by_key(|h| h.key_group);
             for g in hits.chunk_by(|a, b| a.key_group == b.key_group) {
                 pairs.clear();
                 pairs.extend(g.iter().map(|h| ((h.event as u128) << 64) | h.user as u128));
-                rows.push_group(g[0].key(), g[0].group(), day, pairs, users);
+                rows.push_group(g[0].key(), g[0].group(), day, pairs, distinct);
             }
         }
         let parts = DayParts {
@@ -187,52 +181,10 @@ impl DayParts {
         if pairs.capacity() * size_of::<u128>() > RETAIN_BYTES {
             *pairs = Vec::new();
         }
-        parts
-    }
-}
-
-/// Sorts one group's hits as `event << 64 | user`. A large run is split by event first, a
-/// counting sort (a group's hits of a day carry few event names), which leaves 64-bit users
-/// to sort within each event instead of 128-bit pairs across all of them (the day's
-/// aggregation took 10% fewer instructions on the 100M workload's days).
-fn sort_pairs(run: &mut [u128], by_event: &mut Vec<u32>, spare: &mut Vec<UserKey>) {
-    const SPLIT_FROM: usize = 256;
-    let event_of = |p: u128| (p >> 64) as usize;
-    let max_event = if run.len() < SPLIT_FROM {
-        None
-    } else {
-        run.iter().map(|&p| event_of(p)).max().filter(|&m| m < run.len())
-    };
-    let Some(max_event) = max_event else {
-        run.sort_unstable();
-        return;
-    };
-    // `by_event[e]`: where event `e`'s users start, then (after placing them) end.
-    by_event.clear();
-    by_event.resize(max_event + 1, 0);
-    for &p in run.iter() {
-        by_event[event_of(p)] += 1;
-    }
-    let mut at = 0;
-    for c in by_event.iter_mut() {
-        (*c, at) = (at, at + *c);
-    }
-    spare.clear();
-    spare.resize(run.len(), 0);
-    for &p in run.iter() {
-        let e = &mut by_event[event_of(p)];
-        spare[*e as usize] = p as UserKey;
-        *e += 1;
-    }
-    let mut start = 0;
-    for (e, &end) in by_event.iter().enumerate() {
-        let end = end as usize;
-        let users = &mut spare[start..end];
-        users.sort_unstable();
-        for (slot, &u) in run[start..end].iter_mut().zip(users.iter()) {
-            *slot = ((e as u128) << 64) | u as u128;
+        if distinct.pairs.capacity() * size_of::<(UserKey, Sym)>() > RETAIN_BYTES {
+            *distinct = Distinct::default();
         }
-        start = end;
+        parts
     }
 }
 
@@ -243,41 +195,115 @@ struct DayRows<'a> {
 }
 
 impl DayRows<'_> {
-    /// Adds the rows of one active (key, group) from its hits' `event << 64 | user`, sorted;
-    /// `users` is scratch space.
-    fn push_group(&mut self, key: u16, group: Sym, day: Day, pairs: &[u128], users: &mut Vec<UserKey>) {
-        let event_of = |p: u128| (p >> 64) as Sym;
-        let user_of = |p: u128| p as UserKey;
-        users.clear();
-        for e in pairs.chunk_by(|a, b| event_of(*a) == event_of(*b)) {
-            // Users are sorted within the run: count changes, skipping "no user".
-            let before = users.len();
-            let mut last = NO_USER;
-            for &p in e {
-                let u = user_of(p);
-                if u != NO_USER && u != last {
-                    users.push(u);
-                    last = u;
-                }
+    /// Adds the rows of one active (key, group) from its hits as `event << 64 | user`, in
+    /// any order; its rows by event come out in event order.
+    fn push_group(&mut self, key: u16, group: Sym, day: Day, pairs: &[u128], d: &mut Distinct) {
+        d.start(pairs.len());
+        let mut users = 0;
+        for &p in pairs {
+            let (event, user) = ((p >> 64) as Sym, p as UserKey);
+            let counts = d.count(event);
+            counts.0 += 1;
+            if user != NO_USER {
+                users += d.new_user(user) as i64;
+                d.by_event[event as usize].1 += d.new_pair(user, event) as i64;
             }
+        }
+        d.touched.sort_unstable();
+        for &event in &d.touched {
+            let (events, users) = std::mem::take(&mut d.by_event[event as usize]);
             self.event_daily.push(GroupEventDay {
                 key,
                 group,
                 day,
-                event: event_of(e[0]),
-                events: e.len() as i64,
-                users: (users.len() - before) as i64,
+                event,
+                events,
+                users,
             });
         }
-        users.sort_unstable();
-        users.dedup();
         self.daily.push(GroupDay {
             key,
             group,
             day,
             events: pairs.len() as i64,
-            users: users.len() as i64,
+            users,
         });
+    }
+}
+
+/// Counts distinct users of one group's hits, and of each of its events, without sorting
+/// them: two open-addressing sets sized to the group (users are hashes already, so their
+/// low bits place them). Sorting each group's hits by event and user instead took 1.6x
+/// the day's aggregation instructions on three days of the 100M workload.
+#[derive(Debug, Default)]
+pub struct Distinct {
+    /// Users seen in the group; [`NO_USER`] marks a free slot (it is never counted).
+    users: Vec<UserKey>,
+    /// (user, event) pairs seen in the group, the same way.
+    pairs: Vec<(UserKey, Sym)>,
+    /// By event: (events, distinct users) of the group so far; zero outside `touched`.
+    by_event: Vec<(i64, i64)>,
+    /// The events the group has, in the order met.
+    touched: Vec<Sym>,
+}
+
+impl Distinct {
+    /// Empties the sets for a group of `hits` hits.
+    fn start(&mut self, hits: usize) {
+        let slots = (hits * 2).next_power_of_two().max(16);
+        self.users.clear();
+        self.users.resize(slots, NO_USER);
+        self.pairs.clear();
+        self.pairs.resize(slots, (NO_USER, 0));
+        self.touched.clear();
+    }
+
+    /// The counts of `event`, marked as the group's.
+    #[inline]
+    fn count(&mut self, event: Sym) -> &mut (i64, i64) {
+        let e = event as usize;
+        if e >= self.by_event.len() {
+            self.by_event.resize(e + 1, (0, 0));
+        }
+        if self.by_event[e].0 == 0 {
+            self.touched.push(event);
+        }
+        &mut self.by_event[e]
+    }
+
+    /// Adds `user` (not [`NO_USER`]); whether it was new.
+    #[inline]
+    fn new_user(&mut self, user: UserKey) -> bool {
+        let mask = self.users.len() - 1;
+        let mut i = user as usize & mask;
+        loop {
+            match self.users[i] {
+                NO_USER => {
+                    self.users[i] = user;
+                    return true;
+                }
+                u if u == user => return false,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Adds (`user`, `event`), `user` not [`NO_USER`]; whether it was new.
+    #[inline]
+    fn new_pair(&mut self, user: UserKey, event: Sym) -> bool {
+        let mask = self.pairs.len() - 1;
+        // An odd multiplier spreads event numbers over the low bits.
+        let mut i = (user ^ (event as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) as usize & mask;
+        loop {
+            match self.pairs[i] {
+                (NO_USER, _) => {
+                    self.pairs[i] = (user, event);
+                    return true;
+                }
+                p if p == (user, event) => return false,
+                _ => i = (i + 1) & mask,
+            }
+        }
     }
 }
 
@@ -489,27 +515,17 @@ mod tests {
     use super::*;
 
     proptest! {
-        /// The split by event gives what sorting the whole pairs gives, for runs above and
-        /// below the split size, few and many events, repeated users and "no user".
-        #[test]
-        fn pairs_sort_by_event_then_user(
-            events in prop_oneof![Just(4u64), Just(5_000u64)],
-            raw in prop::collection::vec((any::<u64>(), prop_oneof![0u64..20, Just(NO_USER), any::<u64>()]), 0..1200),
-        ) {
-            let mut run: Vec<u128> = raw.iter().map(|&(e, u)| (((e % events) as u128) << 64) | u as u128).collect();
-            let mut want = run.clone();
-            want.sort_unstable();
-            sort_pairs(&mut run, &mut Vec::new(), &mut Vec::new());
-            prop_assert_eq!(run, want);
-        }
-
         /// The per-day reduction against counting every (group, day[, event]) by brute force.
         #[test]
         fn day_parts_count_events_and_distinct_users(
             // Groups far apart take the comparison sort, close ones the counting sort.
-            raw in prop::collection::vec((0u16..2, prop_oneof![0u32..4, 100_000u32..100_003], 0i32..3, 0u32..3, 0u64..4), 0..60),
+            // Users differing only above bit 40 share their slot in the distinct sets, so
+            // large groups probe far; 0 stands for "no user".
+            raw in prop_oneof![
+                prop::collection::vec((0u16..2, prop_oneof![0u32..4, 100_000u32..100_003], 0i32..3, 0u32..3, 0u64..4), 0..60),
+                prop::collection::vec((0u16..2, 0u32..3, 0i32..2, 0u32..40, prop_oneof![0u64..4, (0u64..600).prop_map(|u| u << 40)]), 0..3000),
+            ],
         ) {
-            // user 0 stands for "no user".
             let hits: Vec<Hit> = raw
                 .iter()
                 .enumerate()
