@@ -7,6 +7,7 @@ pub mod rejects;
 pub mod report;
 pub mod state;
 
+use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use std::time::Instant;
 
 use crate::attribute::{AttributeError, Attributor, Batch, SpillOptions};
@@ -612,10 +613,18 @@ pub fn decide(
     };
     let mut produced = std::collections::BTreeSet::new();
     for (ti, table) in tables.iter().enumerate() {
-        for (p, rows) in sinks::partitions(table) {
+        // Fingerprints read every cell of the table: on all threads (a 100M-event run's
+        // tables have 30M+ rows, hashed at the end of the run while nothing else runs).
+        let parts: Vec<(Partition, std::ops::Range<usize>, String)> = sinks::partitions(table)
+            .into_par_iter()
+            .map(|(p, rows)| {
+                let fp = sinks::fingerprint(table, rows.clone(), job.output.format);
+                (p, rows, fp)
+            })
+            .collect();
+        for (p, rows, fp) in parts {
             let key = p.key();
             produced.insert(key.clone());
-            let fp = sinks::fingerprint(table, rows.clone(), job.output.format);
             if !mode.in_scope(&p) {
                 if let Some(f) = old_fp(&key) {
                     d.state.partitions.insert(key, f.clone());
