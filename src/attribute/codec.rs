@@ -48,6 +48,12 @@ const MANY_GROUPS: u8 = 64;
 /// Bytes of a 5-byte time.
 const TIME_BYTES: usize = 5;
 
+/// The largest fixed part of an event: tag, name, user, wide time, wide ingest delta,
+/// 128-bit id and 4-byte count (one field less than that in fact: an event has one hash).
+/// Every field read at its offset in a window this long stays inside it, 8-byte loads of
+/// the narrow time and ingest delta included.
+const MAX_HEAD: usize = 1 + 4 + 8 + 8 + 8 + 16 + 4;
+
 #[inline]
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -79,7 +85,7 @@ pub(super) fn encode(
     groups: impl ExactSizeIterator<Item = (u16, Sym)>,
 ) {
     // The fixed part is put together on the stack and appended at once.
-    let mut head = [0u8; 1 + 4 + 8 + 8 + 8 + 16 + 4];
+    let mut head = [0u8; MAX_HEAD];
     let mut at = 1;
     let mut field = |bytes: &[u8]| {
         head[at..at + bytes.len()].copy_from_slice(bytes);
@@ -220,23 +226,6 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    #[inline]
-    fn bytes<const N: usize>(&mut self) -> [u8; N] {
-        let b: [u8; N] = self.buf[self.pos..self.pos + N].try_into().expect("N bytes");
-        self.pos += N;
-        b
-    }
-
-    #[inline]
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(self.bytes())
-    }
-
-    #[inline]
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes(self.bytes())
-    }
-
     /// The next event, its memberships appended to `groups`; `None` at the end.
     #[inline]
     pub(super) fn next(&mut self, groups: &mut Vec<(u16, Sym)>) -> Option<Event> {
@@ -244,46 +233,80 @@ impl<'a> Decoder<'a> {
             let (first, rest) = self.rest.split_first()?;
             (self.buf, self.rest, self.pos) = (first, rest, 0);
         }
-        let [tag] = self.bytes();
-        let name = self.u32();
-        let user = if tag & HAS_USER != 0 { self.u64() } else { NO_USER };
-        let time = if tag & WIDE_TIME != 0 {
-            self.u64()
+        // The fixed part is read from a window of its largest size, each field as one
+        // 8- or 16-byte load at an offset the flags give, narrow fields masked: a field read
+        // with its own bounds check and cursor update cost half of decoding. An event near
+        // the end of its chunk is copied into a padded window first.
+        let rest = &self.buf[self.pos..];
+        let padded;
+        let h: &[u8; MAX_HEAD] = match rest.first_chunk::<MAX_HEAD>() {
+            Some(h) => h,
+            None => {
+                let mut p = [0u8; MAX_HEAD];
+                p[..rest.len()].copy_from_slice(rest);
+                padded = p;
+                &padded
+            }
+        };
+        let u64_at = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().expect("8 bytes"));
+        let tag = h[0];
+        let name = u32::from_le_bytes(h[1..5].try_into().expect("4 bytes"));
+        let mut at = 5;
+        let user = if tag & HAS_USER != 0 {
+            at += 8;
+            u64_at(5)
         } else {
-            let mut t = [0u8; 8];
-            t[..TIME_BYTES].copy_from_slice(&self.bytes::<TIME_BYTES>());
-            u64::from_le_bytes(t)
+            NO_USER
+        };
+        let time = if tag & WIDE_TIME != 0 {
+            at += 8;
+            u64_at(at - 8)
+        } else {
+            at += TIME_BYTES;
+            u64_at(at - TIME_BYTES) & ((1 << (8 * TIME_BYTES)) - 1)
         };
         let time_us = self.base_us.wrapping_add(unzigzag(time));
-        let ingest_us = (tag & HAS_INGEST != 0).then(|| {
+        let ingest_us = if tag & HAS_INGEST != 0 {
             let delta = if tag & WIDE_INGEST != 0 {
-                self.u64()
+                at += 8;
+                u64_at(at - 8)
             } else {
-                self.u32() as u64
+                at += 4;
+                u64_at(at - 4) & u32::MAX as u64
             };
-            time_us.wrapping_add(unzigzag(delta))
-        });
+            Some(time_us.wrapping_add(unzigzag(delta)))
+        } else {
+            None
+        };
         let dedup = match tag & 3 {
             KIND_UNIQUE => Dedup::Unique,
             KIND_NUT => Dedup::NameUserTime(None),
-            KIND_NUT_ID => Dedup::NameUserTime(Some(self.u64())),
-            _ => Dedup::Id(u128::from_le_bytes(self.bytes())),
+            KIND_NUT_ID => {
+                at += 8;
+                Dedup::NameUserTime(Some(u64_at(at - 8)))
+            }
+            _ => {
+                at += 16;
+                Dedup::Id(u128::from_le_bytes(h[at - 16..at].try_into().expect("16 bytes")))
+            }
         };
         let n = if tag & MANY_GROUPS != 0 {
-            self.u32() as usize
+            at += 4;
+            u32::from_le_bytes(h[at - 4..at].try_into().expect("4 bytes")) as usize
         } else {
-            let [n] = self.bytes();
-            n as usize
+            at += 1;
+            h[at - 1] as usize
         };
         let start = groups.len() as u32;
-        let members = &self.buf[self.pos..self.pos + 6 * n];
-        self.pos += 6 * n;
-        groups.extend(members.chunks_exact(6).map(|m| {
-            (
+        let members = &rest[at..at + 6 * n];
+        self.pos += at + 6 * n;
+        groups.reserve(n);
+        for m in members.chunks_exact(6) {
+            groups.push((
                 u16::from_le_bytes([m[0], m[1]]),
                 Sym::from_le_bytes([m[2], m[3], m[4], m[5]]),
-            )
-        }));
+            ));
+        }
         Some(Event {
             name,
             user,
