@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{key_ranks, sym_ranks, Activity, Cols, GroupEventDay, Table};
+use super::{key_ranks, sym_ranks, Activity, Cols, GroupDay, GroupEventDay, Table};
 use crate::calendar::Day;
 use crate::intern::{Interner, Sym};
 
@@ -73,7 +73,12 @@ pub fn group_daily(act: &Activity) -> Table {
     for day in act.daily.chunk_by(|a, b| a.day == b.day) {
         day_rows.clear();
         day_rows.extend_from_slice(day);
-        day_rows.sort_by_cached_key(|r| order(r.day, key_rank[r.key as usize], group_rank[r.group as usize], 0));
+        let key = |r: &GroupDay| order(r.day, key_rank[r.key as usize], group_rank[r.group as usize], 0);
+        // Days come from attribution in (key, group) order, which is output order whenever
+        // the key names sort as the job lists them: checking is cheaper than sorting.
+        if !day_rows.is_sorted_by_key(key) {
+            day_rows.sort_by_cached_key(key);
+        }
         for r in &day_rows {
             c.push(r.day, r.key, r.group, 0, r.events, r.users);
         }
@@ -96,14 +101,17 @@ pub fn group_event_daily(act: &Activity, days: Vec<Vec<GroupEventDay>>) -> Table
     let event_rank = sym_ranks(&act.events);
     let mut c = Columns::with_capacity(days.iter().map(Vec::len).sum(), true);
     for mut rows in days {
-        rows.sort_by_cached_key(|r| {
+        let key = |r: &GroupEventDay| {
             order(
                 r.day,
                 key_rank[r.key as usize],
                 group_rank[r.group as usize],
                 event_rank[r.event as usize],
             )
-        });
+        };
+        if !rows.is_sorted_by_key(key) {
+            rows.sort_by_cached_key(key);
+        }
         for r in &rows {
             c.push(r.day, r.key, r.group, r.event, r.events, r.users);
         }
@@ -116,4 +124,84 @@ pub fn group_event_daily(act: &Activity, days: Vec<Vec<GroupEventDay>>) -> Table
         .int64("events", c.events)
         .int64("users", c.users)
         .table("group_event_daily", Some("date"))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::intern::{UserKey, NO_USER};
+    use crate::tables::{Hit, Values};
+
+    type Row = (Day, String, String, String, i64, i64);
+
+    /// The rows of `table` with their text resolved (`event` empty where there is none).
+    fn rows(table: &Table) -> Vec<Row> {
+        let text = |name: &str, i: usize| {
+            table
+                .column(name)
+                .map_or(String::new(), |c| c.text(i).unwrap().to_owned())
+        };
+        let int = |name: &str, i: usize| match table.column(name) {
+            Some(Values::Int64(v)) => v[i],
+            other => panic!("{name}: {other:?}"),
+        };
+        let Some(Values::Date(days)) = table.column("date") else {
+            panic!("date column")
+        };
+        (0..table.num_rows())
+            .map(|i| {
+                let (key, group, event) = (text("group_key", i), text("group_id", i), text("event", i));
+                (days[i], key, group, event, int("events", i), int("users", i))
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Rows come out in (date, key name, group id, event name) order, each once, when
+        /// the job lists its keys out of name order and ids and names were numbered out of
+        /// byte order, and when they were not.
+        #[test]
+        fn rows_are_in_text_order(
+            reversed in any::<bool>(),
+            raw in prop::collection::vec((0u16..2, 0u32..4, 0i32..3, 0u32..3, 0u64..4), 0..80),
+        ) {
+            let (mut groups, mut events) = (Interner::new(), Interner::new());
+            let names = |n: u32| if reversed { 3 - n } else { n };
+            for g in 0..4 {
+                groups.intern(&format!("g{}", names(g)));
+            }
+            for e in 0..3 {
+                events.intern(&format!("e{}", names(e)));
+            }
+            let keys: Vec<String> = if reversed {
+                vec!["team_id".into(), "company_id".into()]
+            } else {
+                vec!["company_id".into(), "team_id".into()]
+            };
+            let hits: Vec<Hit> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(key, group, day, event, user))| Hit {
+                    key,
+                    group,
+                    time_us: i as i64,
+                    event,
+                    user: if user == 0 { NO_USER } else { user as UserKey },
+                    day,
+                })
+                .collect();
+            let mut act = Activity::from_hits(keys, groups, events, hits);
+            let by_event = std::mem::take(&mut act.event_daily);
+            for (table, with_event) in [(group_daily(&act), false), (group_event_daily(&act, by_event), true)] {
+                let got = rows(&table);
+                let mut want = got.clone();
+                want.sort();
+                want.dedup_by(|a, b| (&a.0, &a.1, &a.2, &a.3) == (&b.0, &b.1, &b.2, &b.3));
+                prop_assert_eq!(&got, &want, "{} in order, each row once", table.name);
+                prop_assert!(got.iter().all(|r| r.3.is_empty() != with_event));
+            }
+        }
+    }
 }
