@@ -35,7 +35,7 @@ use crate::calendar::{Day, DayMapper};
 use crate::intern::{user_key, LocalInterner, SharedInterner, Sym, UserKey, NO_USER};
 use crate::job::{Clock, Job};
 use crate::normalize::{Code, DedupRef, EventRef, RawEvent};
-use crate::tables::{Activity, DayHit, DayParts, DayScratch, GroupEventDay, Hit, RETAIN_BYTES};
+use crate::tables::{clear_with_room, Activity, DayHit, DayParts, DayScratch, GroupEventDay, Hit, RETAIN_BYTES};
 use buckets::{BucketId, Buckets};
 pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET_MIB};
 use codec::{ChunkPool, Decoder, Dedup};
@@ -900,8 +900,7 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
     } = scratch;
     parts.resize_with(DEDUP_PARTS, Vec::new);
     for p in parts.iter_mut() {
-        p.clear();
-        p.reserve(estimate / DEDUP_PARTS + 16);
+        clear_with_room(p, estimate / DEDUP_PARTS + 16);
     }
     hit_starts.clear();
     funnel_copies.clear();
@@ -915,7 +914,7 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
         stats: &mut stats,
     };
     if one_pass {
-        made.hits.reserve(estimate * 3 / 2);
+        clear_with_room(made.hits, estimate * 3 / 2);
     }
     let mut dec = Decoder::new(bytes, day_base_us(day));
     let mut n: u32 = 0;
@@ -948,14 +947,14 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
         hit_starts.push(made.hits.len() as u32);
     }
 
-    alive.clear();
+    clear_with_room(alive, (n as usize).div_ceil(64));
     alive.resize((n as usize).div_ceil(64), u64::MAX);
     let duplicates = dedup_copies(parts, alive, index);
     let live = |ordinal: usize| alive[ordinal / 64] & (1 << (ordinal % 64)) != 0;
     if !one_pass {
         // Keys are done with before the hits are made.
         *parts = Vec::new();
-        made.hits.reserve(n as usize * 3 / 2);
+        clear_with_room(made.hits, n as usize * 3 / 2);
         let mut dec = Decoder::new(bytes, day_base_us(day));
         let mut ordinal = 0;
         while let Some(e) = dec.next(groups) {

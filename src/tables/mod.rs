@@ -102,6 +102,15 @@ pub struct DayParts {
 /// would otherwise stay allocated on every worker thread at once.
 pub const RETAIN_BYTES: usize = 128 << 20;
 
+/// Empties `v`, with room for `n`. A cleared vector too small is replaced rather than grown:
+/// growing reallocates, which copies the whole old allocation, dead contents included.
+pub(crate) fn clear_with_room<T>(v: &mut Vec<T>, n: usize) {
+    v.clear();
+    if v.capacity() < n {
+        *v = Vec::with_capacity(n);
+    }
+}
+
 /// Buffers [`DayParts::of_day_in`] reuses from day to day: a day of a large run needs tens
 /// of megabytes of them, and memory freed and allocated again may come back from the
 /// kernel as fresh pages, to be faulted in and zeroed again.
@@ -142,7 +151,7 @@ impl DayParts {
             // Dense enough for a counting sort by (key, group): one pass places every hit
             // by its group, whose (event, user) pairs are then counted unsorted.
             let slot = |h: &DayHit| (h.key() as usize) * groups + h.group() as usize;
-            starts.clear();
+            clear_with_room(starts, slots + 1);
             starts.resize(slots + 1, 0);
             for h in hits.iter() {
                 starts[slot(h) + 1] += 1;
@@ -150,9 +159,9 @@ impl DayParts {
             for i in 1..starts.len() {
                 starts[i] += starts[i - 1];
             }
-            next.clear();
+            clear_with_room(next, starts.len());
             next.extend_from_slice(starts);
-            pairs.clear();
+            clear_with_room(pairs, hits.len());
             pairs.resize(hits.len(), 0);
             for h in hits.iter() {
                 let at = &mut next[slot(h)];
@@ -251,9 +260,9 @@ impl Distinct {
     /// Empties the sets for a group of `hits` hits.
     fn start(&mut self, hits: usize) {
         let slots = (hits * 2).next_power_of_two().max(16);
-        self.users.clear();
+        clear_with_room(&mut self.users, slots);
         self.users.resize(slots, NO_USER);
-        self.pairs.clear();
+        clear_with_room(&mut self.pairs, slots);
         self.pairs.resize(slots, (NO_USER, 0));
         self.touched.clear();
     }
