@@ -615,10 +615,11 @@ pub fn decide(
     for (ti, table) in tables.iter().enumerate() {
         // Fingerprints read every cell of the table: on all threads (a 100M-event run's
         // tables have 30M+ rows, hashed at the end of the run while nothing else runs).
+        let fingerprints = sinks::Fingerprints::new(table);
         let parts: Vec<(Partition, std::ops::Range<usize>, String)> = sinks::partitions(table)
             .into_par_iter()
             .map(|(p, rows)| {
-                let fp = sinks::fingerprint(table, rows.clone(), job.output.format);
+                let fp = fingerprints.of(rows.clone(), job.output.format);
                 (p, rows, fp)
             })
             .collect();

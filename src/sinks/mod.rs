@@ -115,35 +115,74 @@ pub fn partitions(table: &Table) -> Vec<(Partition, std::ops::Range<usize>)> {
     }
 }
 
-/// A content fingerprint of one partition's rows as they would be written: equal
-/// fingerprints mean identical files, so the partition need not be rewritten.
-pub fn fingerprint(table: &Table, rows: std::ops::Range<usize>, format: OutputFormat) -> String {
+/// Content fingerprints of a table's partitions: equal fingerprints mean identical files,
+/// so a partition need not be rewritten.
+pub struct Fingerprints<'t> {
+    table: &'t Table,
+    /// By column: for a column of codes, each code's [`text_hash`], worked out once for
+    /// the table instead of once a cell (the big tables repeat each id many times).
+    code_hashes: Vec<Option<Vec<u64>>>,
+}
+
+/// The hash a text cell adds to a fingerprint, the same for both text forms: the
+/// fingerprint is of what is written.
+fn text_hash(s: &str) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
-    h.write(format.extension().as_bytes());
-    for col in &table.columns {
-        if Some(col.name) == table.partition_by {
-            continue;
-        }
-        h.write(col.name.as_bytes());
-        h.write_u8(0xff);
-        for i in rows.clone() {
-            match &col.values {
-                // Same bytes for both text forms: the fingerprint is of what is written.
-                Values::Utf8(_) | Values::Dict(..) => {
-                    h.write(col.values.text(i).expect("text column").as_bytes());
-                    h.write_u8(0xff);
+    h.write(s.as_bytes());
+    h.write_u8(0xff);
+    h.finish()
+}
+
+impl<'t> Fingerprints<'t> {
+    pub fn new(table: &'t Table) -> Self {
+        let code_hashes = table
+            .columns
+            .iter()
+            .map(|col| match &col.values {
+                Values::Dict(d, _) if Some(col.name) != table.partition_by => Some(
+                    (0..d.len() as crate::intern::Sym)
+                        .map(|c| text_hash(d.resolve(c)))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect();
+        Fingerprints { table, code_hashes }
+    }
+
+    /// The fingerprint of the partition made of `rows`.
+    pub fn of(&self, rows: std::ops::Range<usize>, format: OutputFormat) -> String {
+        let mut h = rustc_hash::FxHasher::default();
+        h.write(format.extension().as_bytes());
+        for (col, codes) in self.table.columns.iter().zip(&self.code_hashes) {
+            if Some(col.name) == self.table.partition_by {
+                continue;
+            }
+            h.write(col.name.as_bytes());
+            h.write_u8(0xff);
+            match (&col.values, codes) {
+                (Values::Dict(_, v), Some(codes)) => {
+                    for &c in &v[rows.clone()] {
+                        h.write_u64(codes[c as usize]);
+                    }
                 }
-                Values::Int64(v) => h.write_i64(v[i]),
-                Values::Date(v) => h.write_i32(v[i]),
-                Values::TimestampUs(v) => match v[i] {
-                    Some(t) => h.write_i64(t),
+                (Values::Utf8(v), _) => {
+                    for s in &v[rows.clone()] {
+                        h.write_u64(text_hash(s));
+                    }
+                }
+                (Values::Int64(v), _) => v[rows.clone()].iter().for_each(|&x| h.write_i64(x)),
+                (Values::Date(v), _) => v[rows.clone()].iter().for_each(|&x| h.write_i32(x)),
+                (Values::TimestampUs(v), _) => v[rows.clone()].iter().for_each(|t| match t {
+                    Some(t) => h.write_i64(*t),
                     None => h.write_u8(0xfe),
-                },
+                }),
+                (Values::Dict(..), None) => unreachable!("codes hashed for every code column"),
             }
         }
+        h.write_u64(rows.len() as u64);
+        format!("{:016x}", h.finish())
     }
-    h.write_u64(rows.len() as u64);
-    format!("{:016x}", h.finish())
 }
 
 /// One step of a commit, paths relative to the output root.
@@ -462,4 +501,62 @@ fn sync_files(files: &[PathBuf]) -> Result<(), SinkError> {
             .into_iter()
             .try_for_each(|h| h.join().expect("fsync thread panicked"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intern::Interner;
+    use crate::tables::Cols;
+
+    /// A `date`-partitioned table with `ids` as codes into a table that numbered `order`.
+    fn coded(order: &[&str], ids: &[&str], events: Vec<i64>) -> Table {
+        let mut strings = Interner::new();
+        for s in order {
+            strings.intern(s);
+        }
+        let codes = ids.iter().map(|s| strings.get(s).unwrap()).collect();
+        Cols::new()
+            .date("date", vec![1, 1, 2])
+            .dict("group_id", Arc::new(strings), codes)
+            .int64("events", events)
+            .table("t", Some("date"))
+    }
+
+    fn prints(t: &Table) -> Vec<String> {
+        let f = Fingerprints::new(t);
+        partitions(t)
+            .into_iter()
+            .map(|(_, rows)| f.of(rows, OutputFormat::Parquet))
+            .collect()
+    }
+
+    #[test]
+    fn fingerprints_follow_what_is_written() {
+        let ids = ["b", "a", "a"];
+        let base = prints(&coded(&["a", "b"], &ids, vec![1, 2, 3]));
+        assert_ne!(base[0], base[1], "partitions differ");
+        // The same text under other codes, or as plain strings: the same files.
+        assert_eq!(prints(&coded(&["b", "a", "c"], &ids, vec![1, 2, 3])), base);
+        let plain = Cols::new()
+            .date("date", vec![1, 1, 2])
+            .utf8("group_id", ids.iter().map(|s| s.to_string()).collect())
+            .int64("events", vec![1, 2, 3])
+            .table("t", Some("date"));
+        assert_eq!(prints(&plain), base);
+        // A changed id or count changes only its partition's fingerprint.
+        let changed = prints(&coded(&["a", "b"], &["a", "a", "a"], vec![1, 2, 3]));
+        assert_ne!(changed[0], base[0]);
+        assert_eq!(changed[1], base[1]);
+        let changed = prints(&coded(&["a", "b"], &ids, vec![1, 2, 4]));
+        assert_eq!(changed[0], base[0]);
+        assert_ne!(changed[1], base[1]);
+        // Ids moved between rows ("b","a" -> "a","b") are another file.
+        assert_ne!(prints(&coded(&["a", "b"], &["a", "b", "a"], vec![1, 2, 3]))[0], base[0]);
+        assert_ne!(
+            Fingerprints::new(&coded(&["a", "b"], &ids, vec![1, 2, 3])).of(0..2, OutputFormat::Csv),
+            base[0],
+            "the format is part of the file"
+        );
+    }
 }
