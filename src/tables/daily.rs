@@ -131,8 +131,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::intern::{UserKey, NO_USER};
-    use crate::tables::{Hit, Values};
+    use crate::tables::{hits_of, Values};
 
     type Row = (Day, String, String, String, i64, i64);
 
@@ -180,19 +179,7 @@ mod tests {
             } else {
                 vec!["company_id".into(), "team_id".into()]
             };
-            let hits: Vec<Hit> = raw
-                .iter()
-                .enumerate()
-                .map(|(i, &(key, group, day, event, user))| Hit {
-                    key,
-                    group,
-                    time_us: i as i64,
-                    event,
-                    user: if user == 0 { NO_USER } else { user as UserKey },
-                    day,
-                })
-                .collect();
-            let mut act = Activity::from_hits(keys, groups, events, hits);
+            let mut act = Activity::from_hits(keys, groups, events, hits_of(&raw));
             let by_event = std::mem::take(&mut act.event_daily);
             for (table, with_event) in [(group_daily(&act), false), (group_event_daily(&act, by_event), true)] {
                 let got = rows(&table);

@@ -515,6 +515,23 @@ impl Cols {
     }
 }
 
+/// Hits from (key, group, day, event, user) tuples, one microsecond apart; user 0 stands
+/// for "no user".
+#[cfg(test)]
+pub(crate) fn hits_of(raw: &[(u16, Sym, Day, Sym, u64)]) -> Vec<Hit> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, &(key, group, day, event, user))| Hit {
+            key,
+            group,
+            time_us: i as i64,
+            event,
+            user: if user == 0 { NO_USER } else { user },
+            day,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
@@ -535,18 +552,7 @@ mod tests {
                 prop::collection::vec((0u16..2, 0u32..3, 0i32..2, 0u32..40, prop_oneof![0u64..4, (0u64..600).prop_map(|u| u << 40)]), 0..3000),
             ],
         ) {
-            let hits: Vec<Hit> = raw
-                .iter()
-                .enumerate()
-                .map(|(i, &(key, group, day, event, user))| Hit {
-                    key,
-                    group,
-                    time_us: i as i64,
-                    event,
-                    user: if user == 0 { NO_USER } else { user },
-                    day,
-                })
-                .collect();
+            let hits = hits_of(&raw);
             let act = Activity::from_hits(vec!["a".into(), "b".into()], Interner::new(), Interner::new(), hits.clone());
 
             type Counts = BTreeMap<(u16, Sym, Day, Option<Sym>), (i64, BTreeSet<UserKey>)>;
