@@ -4,8 +4,8 @@
 //!
 //! [`Interner`] is the single-threaded table. Reader threads share a [`SharedInterner`]
 //! for event names and group ids, sharded by hash so that threads rarely meet on a lock,
-//! each with its own cache in front ([`LocalInterner`]): the shared table sees one lookup
-//! per distinct string per batch, not one per event. User ids are hashed, not interned
+//! each with its own cache in front ([`SeenSyms`]): the shared table sees one lookup per
+//! distinct string per thread, not one per event. User ids are hashed, not interned
 //! ([`UserKey`]).
 
 use std::hash::BuildHasher;
@@ -260,24 +260,150 @@ impl SharedInterner {
     }
 }
 
-/// One thread's cache in front of a [`SharedInterner`].
+/// One reader thread's memory of the shared ids it has been given, kept across the files
+/// the thread reads (a per-file cache asked the shared table again in every file). Strings
+/// are known here by their 128-bit XXH3 hash alone: a string met before costs one probe of
+/// a flat table, with no lock and no string compare, and a whole dictionary's probes can
+/// overlap ([`SeenSyms::get_all`]). Two strings would be confused only by sharing that
+/// hash: odds of about n²/2¹²⁹, 10⁻²⁹ for 10⁵ strings (dedup ids carry the same kind of
+/// hash). Past [`SeenSyms::MAX`] strings it starts over, so that a thread's memory stays
+/// bounded (48 MiB) whatever the number of group ids.
 #[derive(Default, Clone)]
-pub struct LocalInterner {
-    strings: Interner,
-    ids: Vec<Sym>,
+pub struct SeenSyms {
+    /// Open addressing, linear probing; a power of two long, at most half full.
+    slots: Vec<Seen>,
+    len: usize,
 }
 
-impl LocalInterner {
-    /// The shared id of `s`.
+#[derive(Clone, Copy)]
+struct Seen {
+    hi: u64,
+    lo: u64,
+    /// `Sym::MAX` (never a shared id) marks a free slot.
+    sym: Sym,
+}
+
+const FREE: Seen = Seen {
+    hi: 0,
+    lo: 0,
+    sym: Sym::MAX,
+};
+
+impl SeenSyms {
+    /// Strings remembered at most.
+    pub const MAX: usize = 1 << 20;
+
+    /// The shared id of `s`, asking `shared` only the first time.
     #[inline]
     pub fn get(&mut self, s: &str, shared: &SharedInterner) -> Sym {
-        let h = hash(s);
-        let local = self.strings.intern_hashed(s, h) as usize;
-        if local == self.ids.len() {
-            self.ids.push(shared.intern_hashed(s, h));
+        if self.slots.is_empty() {
+            self.slots = vec![FREE; 1024];
         }
-        self.ids[local]
+        self.get_hashed(s, twox_hash::XxHash3_128::oneshot(s.as_bytes()), shared)
     }
+
+    /// The shared ids of `strings`, appended to `out` (`empty` for an empty string). Slots
+    /// are requested from memory a few strings ahead of their probes, so that the cache
+    /// misses of a long list overlap instead of coming one after the other.
+    pub fn get_all(&mut self, strings: &[&str], shared: &SharedInterner, out: &mut Vec<Sym>, empty: Sym) {
+        const AHEAD: usize = 8;
+        // Room first: a table growing midway would leave the requested slots behind.
+        if self.len + strings.len() > Self::MAX {
+            self.forget();
+        }
+        let want = ((self.len + strings.len()) * 2).next_power_of_two().max(1024);
+        if self.slots.len() < want {
+            self.grow_to(want);
+        }
+        let mask = self.slots.len() - 1;
+        let hashes: Vec<u128> = strings
+            .iter()
+            .map(|s| twox_hash::XxHash3_128::oneshot(s.as_bytes()))
+            .collect();
+        out.reserve(strings.len());
+        for (i, (s, &h)) in strings.iter().zip(&hashes).enumerate() {
+            if let Some(&ahead) = hashes.get(i + AHEAD) {
+                prefetch(&self.slots[ahead as u64 as usize & mask]);
+            }
+            out.push(if s.is_empty() {
+                empty
+            } else {
+                self.get_hashed(s, h, shared)
+            });
+        }
+    }
+
+    #[inline]
+    fn get_hashed(&mut self, s: &str, h: u128, shared: &SharedInterner) -> Sym {
+        let (hi, lo) = ((h >> 64) as u64, h as u64);
+        let mask = self.slots.len() - 1;
+        let mut i = lo as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot.sym == Sym::MAX {
+                break;
+            }
+            if slot.lo == lo && slot.hi == hi {
+                return slot.sym;
+            }
+            i = (i + 1) & mask;
+        }
+        let sym = shared.intern_hashed(s, hash(s));
+        self.slots[i] = Seen { hi, lo, sym };
+        self.len += 1;
+        if self.len >= Self::MAX {
+            self.forget();
+        } else if self.len * 2 > self.slots.len() {
+            self.grow();
+        }
+        sym
+    }
+
+    /// Strings remembered now.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Starts over (the shared table still knows every string).
+    fn forget(&mut self) {
+        self.slots.fill(FREE);
+        self.len = 0;
+    }
+
+    fn grow(&mut self) {
+        self.grow_to(self.slots.len() * 2);
+    }
+
+    fn grow_to(&mut self, slots: usize) {
+        debug_assert!(slots.is_power_of_two() && slots > self.slots.len());
+        let old = std::mem::replace(&mut self.slots, vec![FREE; slots]);
+        let mask = self.slots.len() - 1;
+        for slot in old.into_iter().filter(|s| s.sym != Sym::MAX) {
+            let mut i = slot.lo as usize & mask;
+            while self.slots[i].sym != Sym::MAX {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = slot;
+        }
+    }
+}
+
+/// Asks for the cache line of `slot` ahead of its use (a hint: nothing waits on it).
+#[inline]
+fn prefetch<T>(slot: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and never faults; the address is
+    // a live reference besides.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((slot as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slot;
 }
 
 #[cfg(test)]
@@ -288,11 +414,11 @@ mod tests {
     fn shared_ids_are_renumbered_in_byte_order() {
         let shared = SharedInterner::default();
         let words = ["pear", "apple", "fig", "apple", "", "Zebra", "fig"];
-        let mut local = LocalInterner::default();
+        let mut local = SeenSyms::default();
         let got: Vec<Sym> = std::thread::scope(|s| {
             // Another thread adds in another order first.
             s.spawn(|| {
-                let mut other = LocalInterner::default();
+                let mut other = SeenSyms::default();
                 for w in words.iter().rev() {
                     other.get(w, &shared);
                 }
@@ -306,6 +432,47 @@ mod tests {
         for (w, id) in words.iter().zip(got) {
             assert_eq!(sorted.resolve(remap[id as usize]), *w);
         }
+    }
+
+    #[test]
+    fn seen_ids_are_the_shared_ones_through_growth() {
+        let shared = SharedInterner::default();
+        // Enough strings to grow the table several times; many share long heads, and
+        // every one is asked for again after the growth.
+        let words: Vec<String> = (0..5000)
+            .map(|i| match i % 3 {
+                0 => format!("g{i}"),
+                1 => format!("company-with-a-long-name-{i:08}"),
+                _ => format!("company-with-a-long-name-{i:08}x"),
+            })
+            .collect();
+        let mut seen = SeenSyms::default();
+        let first: Vec<Sym> = words.iter().map(|w| seen.get(w, &shared)).collect();
+        assert_eq!(shared.len(), words.len());
+        let mut fresh = SeenSyms::default();
+        for (w, &id) in words.iter().zip(&first).rev() {
+            assert_eq!(shared.get(w), Some(id), "{w}");
+            assert_eq!(seen.get(w, &shared), id, "{w} again");
+            assert_eq!(fresh.get(w, &shared), id, "{w} from another thread's cache");
+        }
+        assert_eq!(shared.len(), words.len(), "nothing interned twice");
+        // A batch, some new, some known, some empty; then past the cap, where it starts over.
+        let mut batch: Vec<&str> = words.iter().step_by(7).map(String::as_str).collect();
+        batch.extend(["", "new-1", "new-2"]);
+        let mut got = Vec::new();
+        seen.get_all(&batch, &shared, &mut got, Sym::MAX);
+        for (w, id) in batch.iter().zip(&got) {
+            let want = if w.is_empty() { None } else { shared.get(w) };
+            assert_eq!(want.unwrap_or(Sym::MAX), *id, "{w:?} in a batch");
+        }
+        seen.len = SeenSyms::MAX - 1;
+        assert_eq!(seen.get("new-3", &shared), shared.get("new-3").unwrap());
+        assert_eq!(seen.len, 0, "started over at the cap");
+        assert_eq!(seen.get(&words[3], &shared), first[3]);
+        let mut ids = first.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), words.len(), "distinct strings, distinct ids");
     }
 
     #[test]

@@ -33,7 +33,7 @@ use arrow_schema::{DataType, TimeUnit};
 use super::mixpanel_fast::{
     int_epoch_us, ms_us, text_epoch_us, text_ms_us, GroupIds, PropsReader, Scratch as PropsScratch,
 };
-use super::{Code, EventContext, EventRef};
+use super::{Code, DictOf, EventContext, EventRef, OnDictionary};
 use crate::sources::JSON_TEXT_COLUMNS;
 
 /// Top-level names `mixpanel::event` may read besides the event name, the group keys and
@@ -53,16 +53,22 @@ pub fn events(
     batch: &RecordBatch,
     ctx: &EventContext,
     dicts: &mut Dicts,
+    on_dictionary: &mut OnDictionary<'_>,
     push: &mut dyn FnMut(EventRef<'_>),
     declined: &mut Vec<usize>,
 ) {
     let n = batch.num_rows();
     let done = match Layout::of(batch, ctx, dicts) {
         Some(Layout::Flat(flat)) => {
+            flat.name.announce(DictOf::Names, dicts, on_dictionary);
+            for key in flat.keys.iter().flatten() {
+                key.leaf().announce(DictOf::GroupIds, dicts, on_dictionary);
+            }
             flat.events(n, push, declined);
             true
         }
         Some(Layout::Props(props)) => {
+            props.name.announce(DictOf::Names, dicts, on_dictionary);
             props.events(n, ctx, push, declined);
             true
         }
@@ -79,7 +85,8 @@ pub fn events(
 /// recent ones means no other dictionary can take those addresses meanwhile.
 #[derive(Default)]
 pub struct Dicts {
-    recent: Vec<(ArrayData, u32)>,
+    /// With their numbers, and whether they were announced (see [`events`]).
+    recent: Vec<(ArrayData, u32, bool)>,
     next: u32,
 }
 
@@ -90,7 +97,7 @@ impl Dicts {
 
     fn number(&mut self, values: &dyn Array) -> u32 {
         let data = values.to_data();
-        if let Some((_, n)) = self.recent.iter().find(|(d, _)| d.ptr_eq(&data)) {
+        if let Some((_, n, _)) = self.recent.iter().find(|(d, _, _)| d.ptr_eq(&data)) {
             return *n;
         }
         if self.recent.len() == Self::RECENT {
@@ -103,8 +110,16 @@ impl Dicts {
             .checked_add(1)
             .filter(|&n| n < u32::MAX)
             .expect("dictionary numbers");
-        self.recent.push((data, n));
+        self.recent.push((data, n, false));
         n
+    }
+
+    /// Whether dictionary `n` is to be announced now: true once per number.
+    fn announce(&mut self, n: u32) -> bool {
+        match self.recent.iter_mut().find(|(_, m, _)| *m == n) {
+            Some((_, _, told)) => !std::mem::replace(told, true),
+            None => false,
+        }
     }
 }
 
@@ -388,6 +403,28 @@ impl<'a> Leaf<'a> {
         }
     }
 
+    /// Tells `on_dictionary` of this leaf's dictionary, the first time rows of it are read.
+    fn announce(&self, of: DictOf, dicts: &mut Dicts, on_dictionary: &mut OnDictionary<'_>) {
+        let Leaf::Dict {
+            values,
+            number: Some(number),
+            ..
+        } = self
+        else {
+            return;
+        };
+        if !dicts.announce(*number) {
+            return;
+        }
+        let entries: Vec<&str> = match values.as_ref() {
+            Leaf::Utf8(a) => a.iter().map(Option::unwrap_or_default).collect(),
+            Leaf::Large(a) => a.iter().map(Option::unwrap_or_default).collect(),
+            Leaf::View(a) => a.iter().map(Option::unwrap_or_default).collect(),
+            _ => return,
+        };
+        on_dictionary(of, *number, &entries);
+    }
+
     /// [`Leaf::cell`], and where a string cell came from when this is a dictionary.
     #[inline]
     fn coded_cell(&self, i: usize) -> (Cell<'a>, Code) {
@@ -413,6 +450,13 @@ enum IdCol<'a> {
 }
 
 impl<'a> IdCol<'a> {
+    /// The column of its ids (a list column's values).
+    fn leaf(&self) -> &Leaf<'a> {
+        match self {
+            IdCol::One(leaf) | IdCol::List(_, leaf) | IdCol::LargeList(_, leaf) => leaf,
+        }
+    }
+
     fn of(a: &'a dyn Array, dicts: &mut Dicts) -> Option<IdCol<'a>> {
         Some(match a.data_type() {
             DataType::List(_) => {
@@ -793,13 +837,14 @@ mod tests {
         let ctx = EventContext { keys, columns: None };
         let mut taken: Vec<RawEvent> = Vec::new();
         let mut declined = Vec::new();
-        let mut codes = Codes::default();
+        let codes = std::cell::RefCell::new(Codes::default());
         events(
             batch,
             &ctx,
             &mut Dicts::default(),
+            &mut |of, number, entries| codes.borrow_mut().announce(of, number, entries),
             &mut |e| {
-                codes.see(&e);
+                codes.borrow_mut().see(&e);
                 taken.push(e.to_owned())
             },
             &mut declined,
@@ -1123,20 +1168,35 @@ mod tests {
         ]
     }
 
-    /// Every string with a [`Code`] seen so far, by code: one code, one string.
+    /// Every string with a [`Code`] seen so far, by code: one code, one string; and the
+    /// dictionaries announced, each once, before any row of theirs.
     #[derive(Default)]
     struct Codes {
         strings: std::collections::HashMap<(u32, u32), String>,
         dicts: std::collections::BTreeSet<u32>,
         coded: usize,
+        announced: std::collections::HashMap<u32, (DictOf, Vec<String>)>,
     }
 
     impl Codes {
+        fn announce(&mut self, of: DictOf, number: u32, entries: &[&str]) {
+            let entries = entries.iter().map(|e| e.to_string()).collect();
+            let before = self.announced.insert(number, (of, entries));
+            assert!(before.is_none(), "dictionary {number} announced twice");
+        }
+
         fn see(&mut self, e: &EventRef) {
             assert!(e.group_codes.is_empty() || e.group_codes.len() == e.groups.len());
-            let strings = std::iter::once((e.name_code, e.name))
-                .chain(e.group_codes.iter().zip(e.groups).map(|(c, (_, g))| (*c, g.as_ref())));
-            for (code, s) in strings.filter(|(c, _)| !c.is_none()) {
+            let strings = std::iter::once((DictOf::Names, e.name_code, e.name)).chain(
+                e.group_codes
+                    .iter()
+                    .zip(e.groups)
+                    .map(|(c, (_, g))| (DictOf::GroupIds, *c, g.as_ref())),
+            );
+            for (of, code, s) in strings.filter(|(_, c, _)| !c.is_none()) {
+                // The string is its dictionary's entry, announced for what it is.
+                let (told, entries) = self.announced.get(&code.dict).expect("announced before its rows");
+                assert_eq!((*told, entries[code.entry as usize].as_str()), (of, s), "{code:?}");
                 self.coded += 1;
                 self.dicts.insert(code.dict);
                 let known = self
@@ -1166,16 +1226,17 @@ mod tests {
     /// runner does): the events it took, with their codes checked; declined rows go to
     /// `general`.
     fn read_hooked(file: &InputFile, ctx: &EventContext, general: &mut dyn FnMut(Record)) -> (Vec<RawEvent>, Codes) {
-        let (mut dicts, mut codes, mut taken) = (Dicts::default(), Codes::default(), Vec::new());
+        let (mut dicts, codes, mut taken) = (Dicts::default(), std::cell::RefCell::new(Codes::default()), Vec::new());
         let mut hook = |b: &RecordBatch, d: &mut Vec<usize>| {
+            let mut on_dictionary = |of, number, entries: &[&str]| codes.borrow_mut().announce(of, number, entries);
             let mut push = |e: EventRef| {
-                codes.see(&e);
+                codes.borrow_mut().see(&e);
                 taken.push(e.to_owned());
             };
-            events(b, ctx, &mut dicts, &mut push, d)
+            events(b, ctx, &mut dicts, &mut on_dictionary, &mut push, d)
         };
         read_file_with(file, None, None, Some(&mut hook), general).unwrap();
-        (taken, codes)
+        (taken, codes.into_inner())
     }
 
     #[test]

@@ -76,6 +76,19 @@ impl Code {
     }
 }
 
+/// What a string dictionary holds, as far as the event goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DictOf {
+    Names,
+    GroupIds,
+}
+
+/// Told of a string dictionary the first time a reader numbers it in a file, before any
+/// row with its [`Code`]s is handed on: its number, and its strings by entry (a null entry
+/// as `""`, which no row gets). A consumer may look them all up at once, and then only
+/// remember; entries no row uses may be among them.
+pub type OnDictionary<'c> = dyn FnMut(DictOf, u32, &[&str]) + 'c;
+
 /// [`DedupKey`], borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DedupRef<'a> {

@@ -10,7 +10,7 @@ pub mod state;
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use std::time::Instant;
 
-use crate::attribute::{AttributeError, Attributor, Batch, SpillOptions};
+use crate::attribute::{AttributeError, Attributor, Batch, ReaderCache, SpillOptions};
 use crate::calendar::{self, Day};
 use crate::fold::{self, Sequenced};
 use crate::job::{FoldOrder, Job};
@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use rustc_hash::FxHashSet;
 
 use crate::job::Vendor;
-use crate::normalize::{self, mixpanel_columnar, mixpanel_fast, EventContext, ProfileContext, ProfileOp};
+use crate::normalize::{self, mixpanel_columnar, mixpanel_fast, EventContext, EventRef, ProfileContext, ProfileOp};
 use crate::sinks::{self, Partition, Sink, SinkError};
 use crate::sources::{self, InputFile, Record, SourceError};
 use crate::storage::{Root, StorageError, Stores};
@@ -125,11 +125,13 @@ fn raw_text(v: &serde_json::Value) -> String {
 /// Reads files in parallel and hands each file's result to `consume` in file order, on
 /// the calling thread, while the next files are still being read. Input order (dedup
 /// ties, arrival fold) is preserved, and memory stays bounded: a reader starts file `i`
-/// only once file `i - window` has been consumed.
-fn read_in_order<T: Send, E: From<SourceError>>(
+/// only once file `i - window` has been consumed. Each reading thread keeps a state of its
+/// own (made by `per_thread`) from one file to the next.
+fn read_in_order<T: Send, S, E: From<SourceError>>(
     files: &[InputFile],
     progress: &Progress,
-    per_file: impl Fn(&InputFile) -> Result<T, SourceError> + Sync,
+    per_thread: impl Fn() -> S + Sync,
+    per_file: impl Fn(&InputFile, &mut S) -> Result<T, SourceError> + Sync,
     mut consume: impl FnMut(T) -> Result<(), E>,
 ) -> Result<(), E> {
     use std::collections::BTreeMap;
@@ -154,24 +156,27 @@ fn read_in_order<T: Send, E: From<SourceError>>(
     let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= files.len() {
-                    return;
+            scope.spawn(|| {
+                let mut state = per_thread();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= files.len() {
+                        return;
+                    }
+                    let mut st = lock();
+                    while i >= st.consumed + window && !st.stop {
+                        st = space.wait(st).unwrap_or_else(|p| p.into_inner());
+                    }
+                    if st.stop {
+                        return;
+                    }
+                    drop(st);
+                    // A panic is carried to the consumer, which would otherwise wait forever.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| per_file(&files[i], &mut state)));
+                    progress.inc(files[i].size);
+                    lock().done.insert(i, r);
+                    ready.notify_all();
                 }
-                let mut st = lock();
-                while i >= st.consumed + window && !st.stop {
-                    st = space.wait(st).unwrap_or_else(|p| p.into_inner());
-                }
-                if st.stop {
-                    return;
-                }
-                drop(st);
-                // A panic is carried to the consumer, which would otherwise wait forever.
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| per_file(&files[i])));
-                progress.inc(files[i].size);
-                lock().done.insert(i, r);
-                ready.notify_all();
             });
         }
         let stop = || {
@@ -229,8 +234,12 @@ fn read_events(
     read_in_order(
         files,
         progress,
-        |f| {
-            let events: RefCell<Batch> = RefCell::new(template.clone());
+        // Names and group ids a thread has met stay known to it for its next files.
+        ReaderCache::default,
+        |f, cache| {
+            let mut batch = template.clone();
+            batch.adopt(std::mem::take(cache));
+            let events: RefCell<Batch> = RefCell::new(batch);
             let mut bad: Vec<Reject> = Vec::new();
             // Mixpanel raw-export lines skip the `Value` tree when they can.
             let mut fast = |text: &[u8]| {
@@ -241,27 +250,28 @@ fn read_events(
             // dictionaries are numbered for this file's batch only.
             let mut dicts = mixpanel_columnar::Dicts::default();
             let mut columnar = |batch: &arrow_array::RecordBatch, declined: &mut Vec<usize>| {
-                let mut events = events.borrow_mut();
-                mixpanel_columnar::events(batch, &ctx, &mut dicts, &mut |e| events.push_ref(e), declined)
+                let mut on_dictionary =
+                    |of, number, entries: &[&str]| events.borrow_mut().dictionary(of, number, entries);
+                let mut push = |e: EventRef<'_>| events.borrow_mut().push_ref(e);
+                mixpanel_columnar::events(batch, &ctx, &mut dicts, &mut on_dictionary, &mut push, declined)
             };
             let mixpanel = job.events.format == Vendor::Mixpanel;
             let hook: Option<sources::TextHook> = mixpanel.then_some(&mut fast);
             let batch_hook: Option<sources::BatchHook> = mixpanel.then_some(&mut columnar);
-            sources::read_file_with(
-                f,
-                job.events.file_type,
-                hook,
-                batch_hook,
-                &mut |rec: Record| match rec.value {
-                    Ok(v) => match normalize::event(job.events.format, &v, &ctx) {
-                        Ok(Some(e)) => events.borrow_mut().push(e),
-                        Ok(None) => {}
-                        Err(reason) => bad.push(reject_of(Stream::Events, f, rec.pos, reason, raw_text(&v))),
-                    },
-                    Err(u) => bad.push(reject_of(Stream::Events, f, rec.pos, u.reason, u.raw)),
+            let read = sources::read_file_with(f, job.events.file_type, hook, batch_hook, &mut |rec: Record| match rec
+                .value
+            {
+                Ok(v) => match normalize::event(job.events.format, &v, &ctx) {
+                    Ok(Some(e)) => events.borrow_mut().push(e),
+                    Ok(None) => {}
+                    Err(reason) => bad.push(reject_of(Stream::Events, f, rec.pos, reason, raw_text(&v))),
                 },
-            )?;
-            Ok((events.into_inner(), bad))
+                Err(u) => bad.push(reject_of(Stream::Events, f, rec.pos, u.reason, u.raw)),
+            });
+            let mut events = events.into_inner();
+            *cache = events.release();
+            read?;
+            Ok((events, bad))
         },
         |(events, bad)| {
             rejects.extend(bad);
@@ -373,7 +383,8 @@ fn read_profiles(
             read_in_order(
                 files,
                 progress,
-                |f| {
+                || (),
+                |f, _| {
                     let (mut out, mut bad) = (Vec::new(), Vec::new());
                     sources::read_file(f, p.file_type, &mut |rec: Record| {
                         out.extend(parse(f, rec, &mut bad));
