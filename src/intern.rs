@@ -307,6 +307,14 @@ impl SeenSyms {
     /// misses of a long list overlap instead of coming one after the other.
     pub fn get_all(&mut self, strings: &[&str], shared: &SharedInterner, out: &mut Vec<Sym>, empty: Sym) {
         const AHEAD: usize = 8;
+        if strings.len() > Self::MAX / 2 {
+            // Too many to remember without outgrowing the bound: straight to the shared table.
+            out.extend(strings.iter().map(|s| match s.is_empty() {
+                true => empty,
+                false => shared.intern_hashed(s, hash(s)),
+            }));
+            return;
+        }
         // Room first: a table growing midway would leave the requested slots behind.
         if self.len + strings.len() > Self::MAX {
             self.forget();
@@ -465,6 +473,13 @@ mod tests {
             let want = if w.is_empty() { None } else { shared.get(w) };
             assert_eq!(want.unwrap_or(Sym::MAX), *id, "{w:?} in a batch");
         }
+        // A list too long to remember is answered without growing the table.
+        let long: Vec<String> = (0..SeenSyms::MAX / 2 + 1).map(|i| format!("l{i}")).collect();
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        let (slots, mut got) = (seen.slots.len(), Vec::new());
+        seen.get_all(&long, &shared, &mut got, Sym::MAX);
+        assert_eq!(seen.slots.len(), slots);
+        assert_eq!(got[7], shared.get("l7").unwrap());
         seen.len = SeenSyms::MAX - 1;
         assert_eq!(seen.get("new-3", &shared), shared.get("new-3").unwrap());
         assert_eq!(seen.len, 0, "started over at the cap");
