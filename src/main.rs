@@ -14,12 +14,15 @@ fn main() -> ExitCode {
     // Readers free a batch's buffers and allocate the next one's moments later. With the
     // default 10 ms delay mimalloc has often returned those pages to the OS in between, and
     // the kernel faults in and zeroes fresh ones (system time of a 20M-event run went from
-    // ~2.3 s to ~1.4 s of ~16 s of CPU). A second keeps them; freed memory still goes back,
-    // a second later (a billion-event run peaked ~0.1-0.4 GiB higher for it).
-    // mimalloc's own environment variable still decides where it is set.
+    // ~2.3 s to ~1.4 s of ~16 s of CPU). Three seconds also outlast a billion-event run's
+    // day (~2.5 s a worker), whose large buffers are freed and allocated again for the next
+    // one: page faults 24.1M -> 17.3M and 16.2M, system time 89 -> 60 and 61 s, wall
+    // 224 -> 208 and 202 s, peak RSS 6.34 -> 6.38 and 6.58 GiB (ten seconds: 196 s but
+    // 7.36 GiB). Freed memory still goes back, three seconds later. mimalloc's own
+    // environment variable still decides where it is set.
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets an integer option; mimalloc reads options atomically.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 3000) };
     }
     // Bad invocations exit 2 (clap's own convention matches ours).
     let cli = groupetl::cli::Cli::parse();
