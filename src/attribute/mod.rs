@@ -103,7 +103,7 @@ struct Strings {
 }
 
 /// Part of one file's events, encoded on a worker thread: strings get the run's shared
-/// ids there (through per-batch caches), so the in-order step only appends bytes.
+/// ids there (through the thread's caches), so the in-order step only appends bytes.
 #[derive(Clone)]
 pub struct Batch {
     ids: IdHasher,
@@ -221,7 +221,8 @@ impl Batch {
     }
 }
 
-/// One file's way to the run's numbers for one kind of string (event names, group ids).
+/// A reader's way to the run's numbers for one kind of string (event names, group ids):
+/// its thread's memory, and the current file's dictionaries.
 #[derive(Clone, Default)]
 struct Symbols {
     /// Every string the reading thread has met, across its files (see [`ReaderCache`]).

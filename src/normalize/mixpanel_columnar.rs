@@ -49,6 +49,8 @@ const FIELDS: [&str; 5] = [
 /// Hands on every row of `batch` it can read as a Mixpanel event, and pushes the indices
 /// of the others (ascending) into `declined`, for the general path. `dicts` numbers the
 /// dictionaries of string columns for [`Code`]s: one per file, kept across its batches.
+/// The event-name and group-id dictionaries are announced to `on_dictionary` (see
+/// [`OnDictionary`]) before the rows that use them.
 pub fn events(
     batch: &RecordBatch,
     ctx: &EventContext,

@@ -83,10 +83,10 @@ pub enum DictOf {
     GroupIds,
 }
 
-/// Told of a string dictionary the first time a reader numbers it in a file, before any
-/// row with its [`Code`]s is handed on: its number, and its strings by entry (a null entry
-/// as `""`, which no row gets). A consumer may look them all up at once, and then only
-/// remember; entries no row uses may be among them.
+/// Told of a string dictionary once per number, before the first row with its [`Code`]s is
+/// handed on: what it holds, its number, and its strings by entry (a null entry as `""`,
+/// which no row gets). A consumer may look them all up at once, and then only remember;
+/// entries no row uses may be among them.
 pub type OnDictionary<'c> = dyn FnMut(DictOf, u32, &[&str]) + 'c;
 
 /// [`DedupKey`], borrowed.
