@@ -408,7 +408,8 @@ fn read_profiles(
     Ok(read)
 }
 
-/// Every output table of the job, in a fixed order.
+/// Every output table of the job, in a fixed order. A table may come in several pieces (one
+/// after the other, each made of whole partitions): `group_event_daily` comes a day a piece.
 pub fn build_tables(job: &Job, act: &mut tables::Activity, folded: &fold::Folded) -> Vec<Table> {
     use rayon::prelude::*;
     let event_rows = std::mem::take(&mut act.event_daily);
@@ -422,12 +423,12 @@ pub fn build_tables(job: &Job, act: &mut tables::Activity, folded: &fold::Folded
         &|| tables::stickiness::group_stickiness(act),
         &|| tables::funnels::group_funnels(act, &job.funnels),
     ];
-    // The largest table on one thread, the others beside it.
+    // The largest table on one thread (a table a day), the others beside it.
     let (event_daily, mut out) = rayon::join(
         || tables::daily::group_event_daily(act, event_rows),
         || others.par_iter().map(|build| build()).collect::<Vec<Table>>(),
     );
-    out.insert(2, event_daily);
+    out.splice(2..2, event_daily);
     out
 }
 
@@ -623,10 +624,11 @@ pub fn decide(
         state,
     };
     let mut produced = std::collections::BTreeSet::new();
+    let mut code_hashes = sinks::CodeHashes::default();
     for (ti, table) in tables.iter().enumerate() {
         // Fingerprints read every cell of the table: on all threads (a 100M-event run's
         // tables have 30M+ rows, hashed at the end of the run while nothing else runs).
-        let fingerprints = sinks::Fingerprints::new(table);
+        let fingerprints = sinks::Fingerprints::new(table, &mut code_hashes);
         let parts: Vec<(Partition, std::ops::Range<usize>, String)> = sinks::partitions(table)
             .into_par_iter()
             .map(|(p, rows)| {
@@ -659,7 +661,9 @@ pub fn decide(
             }
             d.state.partitions.insert(key, fp);
         }
-        if table.partition_by.is_some() {
+        // Stale partitions once a table's last piece is in.
+        let last_piece = tables.get(ti + 1).is_none_or(|next| next.name != table.name);
+        if table.partition_by.is_some() && last_piece {
             let mut stale = sink.existing_partitions(table.name)?;
             if let Some(o) = old {
                 let prefix = format!("{}/date=", table.name);
@@ -781,7 +785,12 @@ pub fn run(job: &Job, opts: &RunOptions) -> Result<RunSummary, RunError> {
     for (p, _) in &decisions.removes {
         sink.remove(p);
     }
-    summary.tables = tables.iter().map(|t| (t.name, t.num_rows() as u64)).collect();
+    for t in &tables {
+        match summary.tables.last_mut() {
+            Some((name, rows)) if *name == t.name => *rows += t.num_rows() as u64,
+            _ => summary.tables.push((t.name, t.num_rows() as u64)),
+        }
+    }
     summary.partitions_unchanged = decisions.unchanged;
     let state = serde_json::to_value(&decisions.state).expect("state serialises");
     let stats = sink.commit(state)?;

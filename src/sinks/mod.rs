@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{self, Day};
+use crate::intern::{Interner, Sym};
 use crate::job::OutputFormat;
 use crate::storage::{self, Root, S3Root, Scratch, StorageError};
 use crate::tables::{Table, Values};
@@ -120,8 +121,26 @@ pub fn partitions(table: &Table) -> Vec<(Partition, std::ops::Range<usize>)> {
 pub struct Fingerprints<'t> {
     table: &'t Table,
     /// By column: for a column of codes, each code's [`text_hash`], worked out once for
-    /// the table instead of once a cell (the big tables repeat each id many times).
-    code_hashes: Vec<Option<Vec<u64>>>,
+    /// its string table instead of once a cell (the big tables repeat each id many times).
+    code_hashes: Vec<Option<Arc<[u64]>>>,
+}
+
+/// The [`text_hash`] of every code of the string tables met so far, so that tables (and
+/// pieces of one table) sharing a string table hash it once.
+#[derive(Default)]
+pub struct CodeHashes(Vec<(Arc<Interner>, Arc<[u64]>)>);
+
+impl CodeHashes {
+    fn of(&mut self, strings: &Arc<Interner>) -> Arc<[u64]> {
+        if let Some((_, h)) = self.0.iter().find(|(t, _)| Arc::ptr_eq(t, strings)) {
+            return h.clone();
+        }
+        let h: Arc<[u64]> = (0..strings.len() as Sym)
+            .map(|c| text_hash(strings.resolve(c)))
+            .collect();
+        self.0.push((strings.clone(), h.clone()));
+        h
+    }
 }
 
 /// The hash a text cell adds to a fingerprint, the same for both text forms: the
@@ -134,16 +153,12 @@ fn text_hash(s: &str) -> u64 {
 }
 
 impl<'t> Fingerprints<'t> {
-    pub fn new(table: &'t Table) -> Self {
+    pub fn new(table: &'t Table, cache: &mut CodeHashes) -> Self {
         let code_hashes = table
             .columns
             .iter()
             .map(|col| match &col.values {
-                Values::Dict(d, _) if Some(col.name) != table.partition_by => Some(
-                    (0..d.len() as crate::intern::Sym)
-                        .map(|c| text_hash(d.resolve(c)))
-                        .collect(),
-                ),
+                Values::Dict(d, _) if Some(col.name) != table.partition_by => Some(cache.of(d)),
                 _ => None,
             })
             .collect();
@@ -524,7 +539,7 @@ mod tests {
     }
 
     fn prints(t: &Table) -> Vec<String> {
-        let f = Fingerprints::new(t);
+        let f = Fingerprints::new(t, &mut CodeHashes::default());
         partitions(t)
             .into_iter()
             .map(|(_, rows)| f.of(rows, OutputFormat::Parquet))
@@ -554,7 +569,8 @@ mod tests {
         // Ids moved between rows ("b","a" -> "a","b") are another file.
         assert_ne!(prints(&coded(&["a", "b"], &["a", "b", "a"], vec![1, 2, 3]))[0], base[0]);
         assert_ne!(
-            Fingerprints::new(&coded(&["a", "b"], &ids, vec![1, 2, 3])).of(0..2, OutputFormat::Csv),
+            Fingerprints::new(&coded(&["a", "b"], &ids, vec![1, 2, 3]), &mut CodeHashes::default())
+                .of(0..2, OutputFormat::Csv),
             base[0],
             "the format is part of the file"
         );
