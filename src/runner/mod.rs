@@ -258,16 +258,16 @@ fn read_events(
             let mixpanel = job.events.format == Vendor::Mixpanel;
             let hook: Option<sources::TextHook> = mixpanel.then_some(&mut fast);
             let batch_hook: Option<sources::BatchHook> = mixpanel.then_some(&mut columnar);
-            let read = sources::read_file_with(f, job.events.file_type, hook, batch_hook, &mut |rec: Record| match rec
-                .value
-            {
+            let mut general = |rec: Record| match rec.value {
                 Ok(v) => match normalize::event(job.events.format, &v, &ctx) {
                     Ok(Some(e)) => events.borrow_mut().push(e),
                     Ok(None) => {}
                     Err(reason) => bad.push(reject_of(Stream::Events, f, rec.pos, reason, raw_text(&v))),
                 },
                 Err(u) => bad.push(reject_of(Stream::Events, f, rec.pos, u.reason, u.raw)),
-            });
+            };
+            // The thread's cache goes back even when the file fails.
+            let read = sources::read_file_with(f, job.events.file_type, hook, batch_hook, &mut general);
             let mut events = events.into_inner();
             *cache = events.release();
             read?;

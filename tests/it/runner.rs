@@ -170,6 +170,27 @@ fn removed_input_removes_its_partitions() {
 }
 
 #[test]
+fn a_run_without_group_event_rows_removes_every_old_partition_of_that_table() {
+    let Fixture { dir, inputs, out, job } = fixture(|_| true);
+    run(&job, &[]);
+    assert!(out.join("group_event_daily").exists());
+    // Every event file goes; what is left attributes nothing (no group id).
+    for e in std::fs::read_dir(inputs.join("events")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    std::fs::write(
+        inputs.join("events/ungrouped.ndjson"),
+        r#"{"event":"Sign Up","properties":{"time":1705000000,"distinct_id":"u1","$insert_id":"x1"}}"#,
+    )
+    .unwrap();
+    let o = run(&job, &[]);
+    assert!(o.stdout.contains("group_event_daily            0 rows"), "{}", o.stdout);
+    assert_eq!(snapshot(&out), full_refresh_of(dir.path(), &inputs));
+    let left = std::fs::read_dir(out.join("group_event_daily")).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "stale group_event_daily partitions left");
+}
+
+#[test]
 fn crash_during_commit_is_finished_by_the_next_run() {
     for crash_after in [0usize, 1, 7, 60] {
         let Fixture { dir, inputs, out, job } = fixture(|f| !f.contains("2024-02"));
