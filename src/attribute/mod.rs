@@ -21,6 +21,11 @@
 //!    files are still read; otherwise at the end. Days are processed with names and group
 //!    ids numbered as the readers met them; the aggregates get their final numbers (byte
 //!    order) at the end, so no result depends on which thread met a string first.
+//!
+//! A day that one file alone may hold, by every file's statistics (Mixpanel exports come a
+//! file a day), skips the buckets: its events are deduplicated and attributed on the
+//! file's reading thread as its rows come ([`Batch::start_file`], [`DayBuild`]), so they
+//! are never encoded and decoded again, and the day is complete once the file is pushed.
 
 mod buckets;
 mod codec;
@@ -29,7 +34,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::calendar::{Day, DayMapper};
 use crate::intern::{user_key, SeenSyms, SharedInterner, Sym, UserKey, NO_USER};
@@ -120,9 +125,88 @@ pub struct Batch {
     slots: FxHashMap<BucketId, usize>,
     last: Option<(BucketId, usize)>,
     events: u64,
+    /// The job's rules, for a day the batch's file holds alone.
+    rules: Arc<RuleSource>,
+    /// The files that alone hold a day, by path (see [`Attributor::expect_files`]).
+    own_days: Arc<FxHashMap<String, OwnDayOf>>,
+    /// The day the batch's file holds alone, being built as its rows come.
+    own: Option<OwnDay>,
+    /// The buffers `own` is built in (the reading thread's, see [`ReaderCache`]).
+    build: Option<Box<DayBuild>>,
+    /// `own`, built, once the file has been read.
+    own_done: Option<(Day, DayParts, AttributionStats)>,
+}
+
+/// A day only one input file may hold (by the time statistics of every file) and the rows
+/// of that file: its events need not wait for any other file, so they are deduplicated
+/// and attributed as the file is read, without going through a bucket.
+#[derive(Debug, Clone, Copy)]
+struct OwnDayOf {
+    day: Day,
+    rows: u64,
+}
+
+/// The day a batch builds from its file's rows, and the rules it is built with.
+#[derive(Clone)]
+struct OwnDay {
+    day: Day,
+    rules: Rules,
+    /// Rows waiting to be added, with their memberships: added a few thousand at a time,
+    /// reading rows and building the day each keep their own memory in cache (added one
+    /// by one as they were read, the run took ~10% more CPU).
+    pending: Vec<codec::Event>,
+    members: Vec<(u16, Sym)>,
+}
+
+impl OwnDay {
+    const PENDING: usize = 4096;
+
+    fn flush(&mut self, build: &mut DayBuild, source: &RuleSource, strings: &Strings) {
+        if self.pending.iter().any(|e| e.name as usize >= self.rules.known) {
+            // Names numbered since the rules were made: the rules cover them now.
+            self.rules = source.rules(&strings.events, ONE_PASS_BYTES);
+        }
+        for e in &self.pending {
+            let groups = &self.members[e.groups.start as usize..e.groups.end as usize];
+            build.add(e, groups, self.day, &self.rules);
+        }
+        self.pending.clear();
+        self.members.clear();
+    }
 }
 
 impl Batch {
+    /// Tells the batch which input file it reads: when that file alone holds a day, the
+    /// day's events are deduplicated and attributed here, as they come (see [`OwnDayOf`]).
+    pub fn start_file(&mut self, path: &str) {
+        let Some(&OwnDayOf { day, rows }) = self.own_days.get(path) else {
+            return;
+        };
+        let build = self.build.get_or_insert_with(Box::default);
+        build.begin(usize::try_from(rows).unwrap_or(usize::MAX), true);
+        self.own = Some(OwnDay {
+            day,
+            rules: self.rules.rules(&self.strings.events, ONE_PASS_BYTES),
+            pending: Vec::with_capacity(OwnDay::PENDING),
+            members: Vec::new(),
+        });
+    }
+
+    /// Finishes the day of [`Batch::start_file`], once every row of the file is in.
+    pub fn end_file(&mut self) {
+        let (Some(mut own), Some(build)) = (self.own.take(), self.build.as_mut()) else {
+            return;
+        };
+        own.flush(build, &self.rules, &self.strings);
+        if build.n == 0 {
+            return;
+        }
+        build.dedup();
+        let (parts, stats) = build.finish(own.day, &own.rules);
+        build.shrink();
+        self.own_done = Some((own.day, parts, stats));
+    }
+
     pub fn push(&mut self, e: RawEvent) {
         let groups = e.groups.iter().map(|(k, g)| (*k, g.as_str(), Code::NONE));
         self.push_parts(
@@ -140,6 +224,7 @@ impl Batch {
     pub fn adopt(&mut self, cache: ReaderCache) {
         self.names.seen = cache.names;
         self.groups.seen = cache.groups;
+        self.build = cache.build;
     }
 
     /// Hands the thread's lookups back, for its next file.
@@ -147,6 +232,7 @@ impl Batch {
         ReaderCache {
             names: std::mem::take(&mut self.names.seen),
             groups: std::mem::take(&mut self.groups.seen),
+            build: self.build.take(),
         }
     }
 
@@ -194,6 +280,25 @@ impl Batch {
             Dedup::Id(h) => BucketId::Id((h >> (128 - ID_BUCKET_BITS)) as u16),
             _ => BucketId::Day(self.mapper.day(time_us)),
         };
+        if let Some(own) = &mut self.own {
+            if id == BucketId::Day(own.day) {
+                let start = own.members.len() as u32;
+                own.members.extend_from_slice(&self.members);
+                own.pending.push(codec::Event {
+                    name,
+                    user,
+                    time_us,
+                    ingest_us,
+                    dedup,
+                    groups: start..own.members.len() as u32,
+                });
+                if own.pending.len() == OwnDay::PENDING {
+                    own.flush(self.build.as_mut().expect("built in"), &self.rules, strings);
+                }
+                self.events += 1;
+                return;
+            }
+        }
         let slot = match self.last {
             Some((last, i)) if last == id => i,
             _ => {
@@ -259,6 +364,8 @@ impl Symbols {
 pub struct ReaderCache {
     names: SeenSyms,
     groups: SeenSyms,
+    /// The buffers a day held by one file alone is built in (see [`Batch::start_file`]).
+    build: Option<Box<DayBuild>>,
 }
 
 /// Symbols already worked out for the dictionary entries ([`Code`]s) of one file: a row
@@ -304,7 +411,11 @@ impl CodeMemo {
 /// readers met them (days can be processed while other files are still read); names
 /// beyond the tables' ends had not been met when the rules were made, and are neither
 /// excluded nor funnel steps.
+#[derive(Clone)]
 struct Rules {
+    /// Names numbered below this were in the run's name table when the rules were made:
+    /// for those, `excluded` and `funnel_step` are final.
+    known: usize,
     nkeys: usize,
     effective: Vec<(Option<i64>, Clock)>,
     /// By event symbol: whether the name is in `exclude_events`.
@@ -417,6 +528,8 @@ struct Closing {
     /// By day met so far: the index of the last file that may hold it. A day is handed to
     /// processing as soon as that file has been pushed.
     last: FxHashMap<Day, usize>,
+    /// The days one file alone may hold (see [`OwnDayOf`]).
+    own: FxHashSet<Day>,
 }
 
 impl Closing {
@@ -436,6 +549,48 @@ impl Closing {
                 .unwrap_or(0)
         })
     }
+}
+
+/// The days that exactly one of `spans` may hold and that it alone holds (a one-day span).
+fn own_days(spans: &[Option<(Day, Day)>]) -> FxHashSet<Day> {
+    // A file whose footer told nothing may hold any day.
+    if spans.iter().any(Option::is_none) {
+        return FxHashSet::default();
+    }
+    let mut single: Vec<Day> = spans
+        .iter()
+        .flatten()
+        .filter(|(a, b)| a == b)
+        .map(|(a, _)| *a)
+        .collect();
+    single.sort_unstable();
+    single.dedup();
+    // How many spans cover each candidate: +1 where a span's candidates start, -1 past them.
+    let mut diff = vec![0i64; single.len() + 1];
+    for &(a, b) in spans.iter().flatten() {
+        let (from, to) = (single.partition_point(|&d| d < a), single.partition_point(|&d| d <= b));
+        diff[from] += 1;
+        diff[to] -= 1;
+    }
+    let mut covering = 0;
+    let mut own = FxHashSet::default();
+    for (i, &d) in single.iter().enumerate() {
+        covering += diff[i];
+        if covering == 1 {
+            own.insert(d);
+        }
+    }
+    own
+}
+
+/// An input file as [`Attributor::expect_files`] is told of it: what its footer says.
+#[derive(Debug, Clone)]
+pub struct ExpectedFile {
+    pub path: String,
+    /// The span of its event times (UTC microseconds), where its statistics tell.
+    pub span: Option<(i64, i64)>,
+    /// Its number of rows, where its footer tells.
+    pub rows: Option<u64>,
 }
 
 /// Days being processed on the thread pool, and the results of those done.
@@ -514,12 +669,56 @@ impl DayWork {
     }
 }
 
-/// Streaming dedup over canonical events; [`Attributor::finish`] attributes them.
-pub struct Attributor {
+/// What the job says of attribution, for [`Rules`] to be made of at any time.
+struct RuleSource {
     job_keys: Vec<String>,
     effective: Vec<(Option<i64>, Clock)>,
     exclude: Vec<String>,
     funnels: Vec<(String, Vec<String>)>,
+}
+
+impl RuleSource {
+    /// The rules, for the event names numbered so far in `events`.
+    fn rules(&self, events: &SharedInterner, one_pass_bytes: usize) -> Rules {
+        // Read before the lookups: a name numbered below it is found by them.
+        let known = events.len();
+        let nkeys = self.job_keys.len();
+        let mut excluded = Vec::new();
+        for n in &self.exclude {
+            if let Some(s) = events.get(n) {
+                let s = s as usize;
+                excluded.resize(excluded.len().max(s + 1), false);
+                excluded[s] = true;
+            }
+        }
+        let mut funnel_step = Vec::new();
+        for (key, steps) in &self.funnels {
+            let Some(k) = self.job_keys.iter().position(|j| j == key) else {
+                continue;
+            };
+            for step in steps {
+                if let Some(s) = events.get(step) {
+                    let i = s as usize * nkeys + k;
+                    funnel_step.resize(funnel_step.len().max(i + 1), false);
+                    funnel_step[i] = true;
+                }
+            }
+        }
+        Rules {
+            known,
+            nkeys,
+            effective: self.effective.clone(),
+            excluded,
+            funnel_step,
+            one_pass_bytes,
+        }
+    }
+}
+
+/// Streaming dedup over canonical events; [`Attributor::finish`] attributes them.
+pub struct Attributor {
+    source: Arc<RuleSource>,
+    own_days: Arc<FxHashMap<String, OwnDayOf>>,
     mapper: DayMapper,
     strings: Arc<Strings>,
     ids: IdHasher,
@@ -532,14 +731,17 @@ pub struct Attributor {
 impl Attributor {
     pub fn new(job: &Job, spill: SpillOptions) -> Self {
         Attributor {
-            job_keys: job.group_keys.iter().map(|k| k.key.clone()).collect(),
-            effective: job.group_keys.iter().map(|k| (k.effective_from_us, k.clock)).collect(),
-            exclude: job.exclude_events.clone(),
-            funnels: job
-                .funnels
-                .iter()
-                .map(|f| (f.group_key.clone(), f.steps.clone()))
-                .collect(),
+            source: Arc::new(RuleSource {
+                job_keys: job.group_keys.iter().map(|k| k.key.clone()).collect(),
+                effective: job.group_keys.iter().map(|k| (k.effective_from_us, k.clock)).collect(),
+                exclude: job.exclude_events.clone(),
+                funnels: job
+                    .funnels
+                    .iter()
+                    .map(|f| (f.group_key.clone(), f.steps.clone()))
+                    .collect(),
+            }),
+            own_days: Arc::default(),
             mapper: DayMapper::new(job.timezone),
             strings: Arc::default(),
             ids: IdHasher::new(),
@@ -552,28 +754,47 @@ impl Attributor {
     }
 
     /// Announces the input files, in the order their batches will be pushed (one batch a
-    /// file), with the span of event times (UTC microseconds) each holds where its footer
-    /// tells. A day is then processed as soon as the last file that may hold it is pushed.
-    /// Only for inputs whose events all dedup by (name, user, time): a day is complete
-    /// only if no id bucket can still deliver to it.
-    pub fn expect_files(&mut self, files: Vec<(String, Option<(i64, i64)>)>) {
+    /// file), with what each one's footer tells. A day is then processed as soon as the
+    /// last file that may hold it is pushed, and a day one file alone may hold, as that
+    /// file is read (see [`Batch::start_file`]). Only for inputs whose events all dedup by
+    /// (name, user, time): a day is complete only if no id bucket can still deliver to it.
+    pub fn expect_files(&mut self, files: Vec<ExpectedFile>) {
         let mut mapper = self.mapper.clone();
-        let (paths, spans) = files
-            .into_iter()
-            .map(|(path, span)| (path, span.map(|(lo, hi)| (mapper.day(lo), mapper.day(hi)))))
-            .unzip();
-        let spans: Vec<Option<(Day, Day)>> = spans;
+        let spans: Vec<Option<(Day, Day)>> = files
+            .iter()
+            .map(|f| f.span.map(|(lo, hi)| (mapper.day(lo), mapper.day(hi))))
+            .collect();
+        // Each reading thread builds one such day at a time, ~90 bytes an event: together
+        // no more than the days in progress may hold (half the budget, as encoded events of
+        // ~36 bytes), and one a thread no larger than a day done in one pass.
+        let threads = rayon::current_num_threads().max(1);
+        let bytes = (self.buckets.memory_budget() / 2 / threads).min(self.rules().one_pass_bytes);
+        let max_rows = (bytes / 36) as u64;
+        let own = own_days(&spans);
+        let own_days: FxHashMap<String, OwnDayOf> = files
+            .iter()
+            .zip(&spans)
+            .filter_map(|(f, span)| match (*span, f.rows) {
+                (Some((day, _)), Some(rows)) if own.contains(&day) && rows <= max_rows => {
+                    Some((f.path.clone(), OwnDayOf { day, rows }))
+                }
+                _ => None,
+            })
+            .collect();
         tracing::debug!(
             files = spans.len(),
             with_time_span = spans.iter().filter(|s| s.is_some()).count(),
+            built_as_read = own_days.len(),
             "days are processed as their last file is read"
         );
         self.closing = Some(Closing {
             spans,
-            paths,
+            paths: files.into_iter().map(|f| f.path).collect(),
             pushed: 0,
             last: FxHashMap::default(),
+            own: own_days.values().map(|o| o.day).collect(),
         });
+        self.own_days = Arc::new(own_days);
     }
 
     /// An empty [`Batch`], to be filled on a worker thread.
@@ -590,23 +811,46 @@ impl Attributor {
             slots: FxHashMap::default(),
             last: None,
             events: 0,
+            rules: self.source.clone(),
+            own_days: self.own_days.clone(),
+            own: None,
+            build: None,
+            own_done: None,
         }
     }
 
     /// Adds a batch's events; batches must arrive in input order (dedup ties go to the
     /// later copy). Only appends bytes: the encoding was done by the batch's thread.
-    pub fn push_batch(&mut self, b: Batch) -> Result<(), AttributeError> {
+    pub fn push_batch(&mut self, mut b: Batch) -> Result<(), AttributeError> {
         self.stats.events += b.events;
         if let Some(c) = &self.closing {
             let file = c.pushed;
-            self.check_open(b.out.iter().map(|(id, _)| *id), || {
-                c.paths.get(file).cloned().unwrap_or_default()
-            })?;
+            let path = || c.paths.get(file).cloned().unwrap_or_default();
+            self.check_open(b.out.iter().map(|(id, _)| *id), path)?;
+            // A day another file holds alone: this file's statistics ruled it out.
+            let this = c.paths.get(file).and_then(|p| self.own_days.get(p)).map(|o| o.day);
+            let foreign = b.out.iter().find_map(|(id, _)| match *id {
+                BucketId::Day(d) if c.own.contains(&d) && Some(d) != this => Some(d),
+                _ => None,
+            });
+            if let Some(d) = foreign {
+                return Err(StatisticsError {
+                    path: path(),
+                    date: crate::calendar::format_day(d),
+                }
+                .into());
+            }
         }
         for (id, chunks) in b.out {
             self.buckets.append(id, chunks);
         }
         if let Some(mut c) = self.closing.take() {
+            if let Some((day, parts, stats)) = b.own_done.take() {
+                // Built as its file was read; complete once that file is pushed.
+                c.last.insert(day, c.pushed);
+                self.work.stats += stats;
+                self.work.done.push((day, parts));
+            }
             c.pushed += 1;
             let complete: Vec<Day> = self
                 .buckets
@@ -648,36 +892,8 @@ impl Attributor {
 
     /// The rules, for the event names met so far.
     fn rules(&self) -> Rules {
-        let nkeys = self.job_keys.len();
-        let events = &self.strings.events;
-        let mut excluded = Vec::new();
-        for n in &self.exclude {
-            if let Some(s) = events.get(n) {
-                let s = s as usize;
-                excluded.resize(excluded.len().max(s + 1), false);
-                excluded[s] = true;
-            }
-        }
-        let mut funnel_step = Vec::new();
-        for (key, steps) in &self.funnels {
-            let Some(k) = self.job_keys.iter().position(|j| j == key) else {
-                continue;
-            };
-            for step in steps {
-                if let Some(s) = events.get(step) {
-                    let i = s as usize * nkeys + k;
-                    funnel_step.resize(funnel_step.len().max(i + 1), false);
-                    funnel_step[i] = true;
-                }
-            }
-        }
-        Rules {
-            nkeys,
-            effective: self.effective.clone(),
-            excluded,
-            funnel_step,
-            one_pass_bytes: (self.buckets.memory_budget() / 8).min(ONE_PASS_BYTES),
-        }
+        let one_pass_bytes = (self.buckets.memory_budget() / 8).min(ONE_PASS_BYTES);
+        self.source.rules(&self.strings.events, one_pass_bytes)
     }
 
     /// Deduplicates, applies `exclude_events` and effective dates, and reduces every day
@@ -729,7 +945,8 @@ impl Attributor {
         done.par_iter_mut().for_each(|(_, p)| canon.renumber(p));
         done.sort_unstable_by_key(|(d, _)| *d);
         let parts = done.into_iter().map(|(_, p)| p).collect();
-        let activity = Activity::from_days(self.job_keys, groups, events, parts);
+        let job_keys = self.source.job_keys.clone();
+        let activity = Activity::from_days(job_keys, groups, events, parts);
         Ok((activity, self.stats))
     }
 }
@@ -913,65 +1130,60 @@ fn dedup_copies(parts: &[Vec<Keyed>], alive: &mut [u64], index: &mut hashbrown::
 /// Buffers the per-day step reuses from day to day (see [`DayScratch`]).
 #[derive(Default)]
 struct Scratch {
+    build: DayBuild,
+    groups: Vec<(u16, Sym)>,
+}
+
+/// One day's copies, deduplicated, attributed and aggregated as they come: each copy's
+/// dedup key is set aside and (in one pass) its hits are made at once, then the copies that
+/// lose dedup (about 1% in Mixpanel exports) have their hits cut out. Fed by [`process_day`]
+/// from a day bucket, or by a [`Batch`] from the rows of the one file holding the day.
+#[derive(Clone, Default)]
+struct DayBuild {
     parts: Vec<Vec<Keyed>>,
     alive: Vec<u64>,
     index: hashbrown::HashTable<u32>,
-    groups: Vec<(u16, Sym)>,
     hits: Vec<DayHit>,
-    /// By copy: where its hits start in `hits` (one more entry at the end).
+    /// By copy: where its hits start in `hits` (one more entry at the end; one pass only).
     hit_starts: Vec<u32>,
-    /// By funnel hit: the copy it came from (one-pass days).
+    funnel_hits: Vec<Hit>,
+    /// By funnel hit: the copy it came from.
     funnel_copies: Vec<u32>,
     /// The copies that lose dedup.
     dead: Vec<u32>,
     day: DayScratch,
+    /// Copies added so far.
+    n: u32,
+    /// Whether [`DayBuild::add`] makes hits too (else a second pass does, see
+    /// [`process_day`]).
+    one_pass: bool,
+    stats: AttributionStats,
 }
 
-/// Deduplicates, attributes and aggregates one day bucket. A day of up to
-/// `rules.one_pass_bytes` is decoded once: every copy's hits are made as it is decoded and its
-/// dedup key set aside, then the copies that lose dedup (about 1% in Mixpanel exports) have
-/// their hits cut out. A larger day is decoded twice, dedup keys first and then the
-/// surviving copies' hits, so that its keys and its hits are never held at once: a day
-/// costs ~50 bytes a copy while deduplicating and 24 bytes a hit after.
-fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch) -> (DayParts, AttributionStats) {
-    let size: usize = bytes.iter().map(Vec::len).sum();
-    let one_pass = size <= rules.one_pass_bytes;
-    let estimate = size / 36; // encoded events are ~36-45 bytes
-    let mut stats = AttributionStats::default();
-    let Scratch {
-        parts,
-        alive,
-        index,
-        groups,
-        hits,
-        hit_starts,
-        funnel_copies,
-        dead,
-        day: day_scratch,
-    } = scratch;
-    parts.resize_with(DEDUP_PARTS, Vec::new);
-    for p in parts.iter_mut() {
-        clear_with_room(p, estimate / DEDUP_PARTS + 16);
+impl DayBuild {
+    /// Empties the buffers for a day of about `estimate` copies.
+    fn begin(&mut self, estimate: usize, one_pass: bool) {
+        self.parts.resize_with(DEDUP_PARTS, Vec::new);
+        for p in self.parts.iter_mut() {
+            clear_with_room(p, estimate / DEDUP_PARTS + 16);
+        }
+        self.hit_starts.clear();
+        self.funnel_copies.clear();
+        self.funnel_hits = Vec::new();
+        self.hits.clear();
+        if one_pass {
+            clear_with_room(&mut self.hits, estimate * 3 / 2);
+        }
+        self.n = 0;
+        self.one_pass = one_pass;
+        self.stats = AttributionStats::default();
     }
-    hit_starts.clear();
-    funnel_copies.clear();
-    groups.clear();
-    hits.clear();
-    let mut funnel_hits: Vec<Hit> = Vec::new();
-    let mut made = Made {
-        hits,
-        funnel_hits: &mut funnel_hits,
-        funnel_copies,
-        stats: &mut stats,
-    };
-    if one_pass {
-        clear_with_room(made.hits, estimate * 3 / 2);
-    }
-    let mut dec = Decoder::new(bytes, day_base_us(day));
-    let mut n: u32 = 0;
-    while let Some(e) = dec.next(groups) {
-        let ordinal = n;
-        n = n.checked_add(1).expect("fewer than 2^32 events a day");
+
+    /// Adds the day's next copy (memberships `groups`), in input order.
+    #[inline]
+    fn add(&mut self, e: &codec::Event, groups: &[(u16, Sym)], day: Day, rules: &Rules) {
+        let ordinal = self.n;
+        self.n = self.n.checked_add(1).expect("fewer than 2^32 events a day");
         match e.dedup {
             Dedup::NameUserTime(insert) => {
                 let c = Keyed {
@@ -983,54 +1195,85 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
                     ordinal,
                     flags: if insert.is_some() { INSERT } else { 0 } | if e.ingest_us.is_some() { INGEST } else { 0 },
                 };
-                parts[c.part()].push(c);
+                self.parts[c.part()].push(c);
             }
             Dedup::Unique => {}
             Dedup::Id(_) => unreachable!("id-keyed events are deduplicated before their day"),
         }
-        if one_pass {
-            hit_starts.push(made.hits.len() as u32);
-            made.event(&e, groups, ordinal, day, rules);
+        if self.one_pass {
+            self.hit_starts.push(self.hits.len() as u32);
+            self.hit(e, groups, ordinal, day, rules);
         }
-        groups.clear();
-    }
-    if one_pass {
-        hit_starts.push(made.hits.len() as u32);
     }
 
-    clear_with_room(alive, (n as usize).div_ceil(64));
-    alive.resize((n as usize).div_ceil(64), u64::MAX);
-    let duplicates = dedup_copies(parts, alive, index);
-    let live = |ordinal: usize| alive[ordinal / 64] & (1 << (ordinal % 64)) != 0;
-    if !one_pass {
-        // Keys are done with before the hits are made.
-        *parts = Vec::new();
-        clear_with_room(made.hits, n as usize * 3 / 2);
-        let mut dec = Decoder::new(bytes, day_base_us(day));
-        let mut ordinal = 0;
-        while let Some(e) = dec.next(groups) {
-            if live(ordinal) {
-                made.event(&e, groups, ordinal as u32, day, rules);
-            }
-            ordinal += 1;
-            groups.clear();
+    /// Marks the copies that lose dedup (see [`DayBuild::live`]); with two passes, the keys
+    /// are dropped before the hits are made.
+    fn dedup(&mut self) {
+        let n = self.n as usize;
+        if self.one_pass {
+            self.hit_starts.push(self.hits.len() as u32);
         }
-    } else if duplicates > 0 {
-        // Dropped copies come out of the counts made above: they were excluded (by name)
-        // or attributed (hits) like any other copy.
+        clear_with_room(&mut self.alive, n.div_ceil(64));
+        self.alive.resize(n.div_ceil(64), u64::MAX);
+        self.stats.duplicates = dedup_copies(&self.parts, &mut self.alive, &mut self.index);
+        if !self.one_pass {
+            // Keys are done with before the second pass makes the hits.
+            self.parts = Vec::new();
+            clear_with_room(&mut self.hits, n * 3 / 2);
+        }
+    }
+
+    #[inline]
+    fn live(&self, ordinal: usize) -> bool {
+        self.alive[ordinal / 64] & (1 << (ordinal % 64)) != 0
+    }
+
+    /// The day's aggregates and counts, once every copy is in and [`DayBuild::dedup`] ran
+    /// (and, for two passes, the survivors' hits were made).
+    fn finish(&mut self, day: Day, rules: &Rules) -> (DayParts, AttributionStats) {
+        if self.one_pass && self.stats.duplicates > 0 {
+            self.cut_dead(rules);
+        }
+        self.stats.hits = self.hits.len() as u64;
+        let funnel_hits = std::mem::take(&mut self.funnel_hits);
+        let parts = DayParts::of_day_in(day, &mut self.hits, funnel_hits, &mut self.day);
+        if self.hits.capacity() * size_of::<DayHit>() > RETAIN_BYTES {
+            self.hits = Vec::new();
+        }
+        (parts, self.stats)
+    }
+
+    /// Lets go of the dedup buffers of a large day, as [`DayParts::of_day_in`] does of its own:
+    /// a reading thread keeps its `DayBuild` from file to file.
+    fn shrink(&mut self) {
+        let keys: usize = self.parts.iter().map(Vec::capacity).sum();
+        if keys * size_of::<Keyed>() > RETAIN_BYTES {
+            self.parts = Vec::new();
+            self.index = hashbrown::HashTable::new();
+            self.hit_starts = Vec::new();
+            self.alive = Vec::new();
+        }
+    }
+
+    /// Takes the hits of the copies that lost dedup out (one pass): they were excluded (by
+    /// name) or attributed like any other copy as they came.
+    fn cut_dead(&mut self, rules: &Rules) {
+        let alive = &self.alive;
+        let live = |ordinal: usize| alive[ordinal / 64] & (1 << (ordinal % 64)) != 0;
+        let (hit_starts, stats, dead) = (&self.hit_starts, &mut self.stats, &mut self.dead);
         dead.clear();
-        for c in parts.iter().flatten().filter(|c| !live(c.ordinal as usize)) {
+        for c in self.parts.iter().flatten().filter(|c| !live(c.ordinal as usize)) {
             let i = c.ordinal as usize;
             if rules.excluded(c.name) {
-                made.stats.excluded -= 1;
+                stats.excluded -= 1;
             } else if hit_starts[i + 1] > hit_starts[i] {
-                made.stats.attributed -= 1;
+                stats.attributed -= 1;
             }
             dead.push(c.ordinal);
         }
         // The hits between two dropped copies move down in one piece.
         dead.sort_unstable();
-        let hits = &mut *made.hits;
+        let hits = &mut self.hits;
         let (mut to, mut from) = (0, 0);
         for &d in dead.iter() {
             let (start, end) = (hit_starts[d as usize] as usize, hit_starts[d as usize + 1] as usize);
@@ -1040,37 +1283,15 @@ fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch
         }
         hits.copy_within(from.., to);
         hits.truncate(to + hits.len() - from);
-        let mut copies = made.funnel_copies.iter();
-        made.funnel_hits
+        let mut copies = self.funnel_copies.iter();
+        self.funnel_hits
             .retain(|_| live(*copies.next().expect("one copy per funnel hit") as usize));
     }
-    stats.duplicates = duplicates;
-    stats.hits = hits.len() as u64;
-    let parts = DayParts::of_day_in(day, hits, funnel_hits, day_scratch);
-    if hits.capacity() * size_of::<DayHit>() > RETAIN_BYTES {
-        *hits = Vec::new();
-    }
-    (parts, stats)
-}
 
-/// Days up to this many encoded bytes (~4M events), and an eighth of the memory budget,
-/// are processed in one decoding pass.
-const ONE_PASS_BYTES: usize = 160 << 20;
-
-/// Where [`process_day`] puts the hits of the copies it attributes.
-struct Made<'a> {
-    hits: &'a mut Vec<DayHit>,
-    funnel_hits: &'a mut Vec<Hit>,
-    /// By funnel hit: the copy it came from.
-    funnel_copies: &'a mut Vec<u32>,
-    stats: &'a mut AttributionStats,
-}
-
-impl Made<'_> {
     /// Applies `exclude_events` and the effective dates to copy `ordinal` (memberships
     /// `groups`) and adds its hits.
     #[inline]
-    fn event(&mut self, e: &codec::Event, groups: &[(u16, Sym)], ordinal: u32, day: Day, rules: &Rules) {
+    fn hit(&mut self, e: &codec::Event, groups: &[(u16, Sym)], ordinal: u32, day: Day, rules: &Rules) {
         let name = e.name;
         if rules.excluded(name) {
             self.stats.excluded += 1;
@@ -1104,6 +1325,41 @@ impl Made<'_> {
         }
     }
 }
+
+/// Deduplicates, attributes and aggregates one day bucket. A day of up to
+/// `rules.one_pass_bytes` is decoded once (see [`DayBuild`]). A larger day is decoded
+/// twice, dedup keys first and then the surviving copies' hits, so that its keys and its
+/// hits are never held at once: a day costs ~50 bytes a copy while deduplicating and 24
+/// bytes a hit after.
+fn process_day(bytes: &[Vec<u8>], day: Day, rules: &Rules, scratch: &mut Scratch) -> (DayParts, AttributionStats) {
+    let size: usize = bytes.iter().map(Vec::len).sum();
+    let Scratch { build, groups } = scratch;
+    // Encoded events are ~36-45 bytes.
+    build.begin(size / 36, size <= rules.one_pass_bytes);
+    groups.clear();
+    let mut dec = Decoder::new(bytes, day_base_us(day));
+    while let Some(e) = dec.next(groups) {
+        build.add(&e, groups, day, rules);
+        groups.clear();
+    }
+    build.dedup();
+    if !build.one_pass {
+        let mut dec = Decoder::new(bytes, day_base_us(day));
+        let mut ordinal = 0;
+        while let Some(e) = dec.next(groups) {
+            if build.live(ordinal) {
+                build.hit(&e, groups, ordinal as u32, day, rules);
+            }
+            ordinal += 1;
+            groups.clear();
+        }
+    }
+    build.finish(day, rules)
+}
+
+/// Days up to this many encoded bytes (~4M events), and an eighth of the memory budget,
+/// are processed in one decoding pass.
+const ONE_PASS_BYTES: usize = 160 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -1151,6 +1407,27 @@ path = "out"
         Some((day_base_us(a), day_base_us(b) + US_PER_DAY - 1))
     }
 
+    /// Files as a footer without a row count tells of them: no day is built as read.
+    fn spans(files: &[(&str, Option<(i64, i64)>)]) -> Vec<ExpectedFile> {
+        let file = |&(path, span): &(&str, _)| ExpectedFile {
+            path: path.into(),
+            span,
+            rows: None,
+        };
+        files.iter().map(file).collect()
+    }
+
+    /// A file's batch as the runner makes it: told its path, and ended.
+    fn read(attr: &Attributor, path: &str, events: &[RawEvent]) -> Batch {
+        let mut b = attr.batch();
+        b.start_file(path);
+        for e in events {
+            b.push(e.clone());
+        }
+        b.end_file();
+        b
+    }
+
     fn closed(attr: &Attributor) -> Vec<Day> {
         let c = attr.closing.as_ref().unwrap();
         let mut days: Vec<Day> = c.last.keys().copied().filter(|&d| c.is_closed(d)).collect();
@@ -1161,13 +1438,13 @@ path = "out"
     #[test]
     fn a_day_is_processed_once_the_last_file_that_may_hold_it_is_pushed() {
         let mut attr = attributor();
-        attr.expect_files(vec![
-            ("a".into(), None),
-            ("b".into(), span(10, 11)),
-            ("c".into(), span(10, 10)),
-            ("d".into(), span(12, 13)),
-            ("e".into(), span(13, 13)),
-        ]);
+        attr.expect_files(spans(&[
+            ("a", None),
+            ("b", span(10, 11)),
+            ("c", span(10, 10)),
+            ("d", span(12, 13)),
+            ("e", span(13, 13)),
+        ]));
         // A file whose footer told nothing could hold any day.
         attr.push_batch(file(&attr, &[event("x", 10, 1)])).unwrap();
         assert_eq!(closed(&attr), [] as [Day; 0]);
@@ -1228,10 +1505,124 @@ path = "out"
     #[test]
     fn a_file_holding_a_day_its_statistics_ruled_out_fails_the_run() {
         let mut attr = attributor();
-        attr.expect_files(vec![("a".into(), span(10, 10)), ("b".into(), span(11, 11))]);
+        attr.expect_files(spans(&[("a", span(10, 10)), ("b", span(11, 11))]));
         attr.push_batch(file(&attr, &[event("x", 10, 1)])).unwrap();
         let err = attr
             .push_batch(file(&attr, &[event("x", 11, 1), event("x", 10, 2)]))
+            .unwrap_err();
+        let AttributeError::Statistics(e) = err else {
+            panic!("{err}")
+        };
+        assert_eq!((e.path.as_str(), e.date.as_str()), ("b", "1970-01-11"));
+    }
+
+    #[test]
+    fn the_days_one_file_alone_may_hold_are_its_own() {
+        let own = |s: &[Option<(Day, Day)>]| {
+            let mut d: Vec<Day> = own_days(s).into_iter().collect();
+            d.sort_unstable();
+            d
+        };
+        assert_eq!(own(&[Some((1, 1)), Some((2, 3)), Some((3, 3)), Some((4, 4))]), [1, 4]);
+        assert_eq!(
+            own(&[Some((1, 1)), Some((1, 1))]),
+            [] as [Day; 0],
+            "two files of one day"
+        );
+        assert_eq!(
+            own(&[Some((5, 5)), Some((1, 9))]),
+            [] as [Day; 0],
+            "a wider span covers it"
+        );
+        assert_eq!(
+            own(&[Some((5, 5)), None]),
+            [] as [Day; 0],
+            "a file without statistics may hold it"
+        );
+        assert_eq!(own(&[Some((5, 5)), Some((6, 9)), Some((1, 4))]), [5]);
+    }
+
+    /// Days held by one file alone are deduplicated and attributed as the file is read; the
+    /// outcome is the one of the day buckets, an excluded name first met mid-file included.
+    #[test]
+    fn a_day_built_as_its_file_is_read_is_the_day_its_bucket_gives() {
+        let x = |day, ingest| event("x", day, ingest);
+        // Not a copy of the other `skip`: a microsecond later.
+        let mut late_skip = event("skip", 13, 1);
+        late_skip.time_us += 1;
+        let mut other = event("y", 14, 5);
+        other.groups = vec![(0, "beta".into()), (0, "acme".into())];
+        type File = (&'static str, Option<(i64, i64)>, Vec<RawEvent>);
+        let files: Vec<File> = vec![
+            ("a", span(10, 10), vec![x(10, 1), x(10, 3), x(10, 2), event("y", 10, 1)]),
+            ("b", span(11, 12), vec![x(11, 1), x(12, 1)]),
+            (
+                "c",
+                span(13, 13),
+                vec![x(13, 1), late_skip, event("skip", 13, 2), x(13, 1)],
+            ),
+            ("d", span(14, 14), vec![other, event("z", 14, 1), event("z", 14, 1)]),
+        ];
+        let run = |rows: Option<u64>| {
+            let mut attr = attributor();
+            attr.expect_files(
+                files
+                    .iter()
+                    .map(|(path, span, _)| ExpectedFile {
+                        path: path.to_string(),
+                        span: *span,
+                        rows,
+                    })
+                    .collect(),
+            );
+            let built = attr.own_days.len();
+            for (path, _, events) in &files {
+                attr.push_batch(read(&attr, path, events)).unwrap();
+            }
+            let (act, stats) = attr.finish().unwrap();
+            (built, act, stats)
+        };
+        let (built, act, stats) = run(Some(4));
+        let (none, want, want_stats) = run(None);
+        assert_eq!((built, none), (3, 0));
+        assert_eq!(stats, want_stats);
+        assert_eq!(
+            (stats.events, stats.duplicates, stats.excluded, stats.attributed),
+            (13, 4, 2, 7)
+        );
+        assert_eq!(act.daily, want.daily);
+        assert_eq!(act.event_daily, want.event_daily);
+        let names = |a: &Activity| {
+            (0..a.events.len())
+                .map(|i| a.events.resolve(i as Sym).to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&act), names(&want));
+    }
+
+    #[test]
+    fn a_file_holding_the_day_another_file_holds_alone_fails_the_run() {
+        let rows = |files: &[(&str, Option<(i64, i64)>)]| {
+            let mut f = spans(files);
+            f.iter_mut().for_each(|f| f.rows = Some(10));
+            f
+        };
+        // Before the other file: the day is not this file's to hold.
+        let mut attr = attributor();
+        attr.expect_files(rows(&[("a", span(10, 10)), ("b", span(11, 11))]));
+        let err = attr
+            .push_batch(read(&attr, "a", &[event("x", 10, 1), event("x", 11, 1)]))
+            .unwrap_err();
+        let AttributeError::Statistics(e) = err else {
+            panic!("{err}")
+        };
+        assert_eq!((e.path.as_str(), e.date.as_str()), ("a", "1970-01-12"));
+        // After it: the day was done.
+        let mut attr = attributor();
+        attr.expect_files(rows(&[("a", span(10, 10)), ("b", span(11, 11))]));
+        attr.push_batch(read(&attr, "a", &[event("x", 10, 1)])).unwrap();
+        let err = attr
+            .push_batch(read(&attr, "b", &[event("x", 11, 1), event("x", 10, 2)]))
             .unwrap_err();
         let AttributeError::Statistics(e) = err else {
             panic!("{err}")

@@ -10,7 +10,7 @@ pub mod state;
 use rayon::iter::{IntoParallelIterator, ParallelIterator};
 use std::time::Instant;
 
-use crate::attribute::{AttributeError, Attributor, Batch, ReaderCache, SpillOptions};
+use crate::attribute::{AttributeError, Attributor, Batch, ExpectedFile, ReaderCache, SpillOptions};
 use crate::calendar::{self, Day};
 use crate::fold::{self, Sequenced};
 use crate::job::{FoldOrder, Job};
@@ -226,8 +226,7 @@ fn read_events(
     if job.events.format == Vendor::Mixpanel {
         // Mixpanel events dedup within their day: with the span of times of every file
         // known up front, each day is processed once its last file is read.
-        let spans = time_spans(job, files);
-        attr.expect_files(files.iter().map(|f| f.path.clone()).zip(spans).collect());
+        attr.expect_files(expected_files(job, files));
     }
     let template = attr.batch();
     let props_reader = mixpanel_fast::PropsReader::new(&keys);
@@ -239,6 +238,7 @@ fn read_events(
         |f, cache| {
             let mut batch = template.clone();
             batch.adopt(std::mem::take(cache));
+            batch.start_file(&f.path);
             let events: RefCell<Batch> = RefCell::new(batch);
             let mut bad: Vec<Reject> = Vec::new();
             // Mixpanel raw-export lines skip the `Value` tree when they can.
@@ -269,6 +269,9 @@ fn read_events(
             // The thread's cache goes back even when the file fails.
             let read = sources::read_file_with(f, job.events.file_type, hook, batch_hook, &mut general);
             let mut events = events.into_inner();
+            if read.is_ok() {
+                events.end_file();
+            }
             *cache = events.release();
             read?;
             Ok((events, bad))
@@ -280,25 +283,27 @@ fn read_events(
     )
 }
 
-/// The span of event times of each Mixpanel file its footer can tell (Parquet row-group
-/// statistics), read before the rows. Footers of S3 objects are ranged GETs, mostly
-/// waiting: many are fetched at once.
-fn time_spans(job: &Job, files: &[InputFile]) -> Vec<Option<(i64, i64)>> {
+/// What the footer of each Mixpanel file tells before its rows are read: the span of its
+/// event times (Parquet row-group statistics) and its number of rows. Footers of S3
+/// objects are ranged GETs, mostly waiting: many are fetched at once.
+fn expected_files(job: &Job, files: &[InputFile]) -> Vec<ExpectedFile> {
     let remote = files.iter().any(|f| f.bucket.is_some());
     let threads = if remote { 16 } else { rayon::current_num_threads() };
     // A footer that cannot be read leaves the span unknown; reading the file reports the
     // error.
-    let span = |f: &InputFile| {
-        sources::parquet_footer(f, job.events.file_type)
-            .ok()
-            .flatten()
-            .and_then(|footer| normalize::mixpanel::parquet_time_span_us(&footer))
+    let expected = |f: &InputFile| {
+        let footer = sources::parquet_footer(f, job.events.file_type).ok().flatten();
+        ExpectedFile {
+            path: f.path.clone(),
+            span: footer.as_ref().and_then(normalize::mixpanel::parquet_time_span_us),
+            rows: footer.as_ref().map(sources::Footer::rows),
+        }
     };
     let chunk = files.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|scope| {
         let parts: Vec<_> = files
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(span).collect::<Vec<_>>()))
+            .map(|part| scope.spawn(move || part.iter().map(expected).collect::<Vec<_>>()))
             .collect();
         parts
             .into_iter()

@@ -173,6 +173,11 @@ impl Footer {
         self.0.schema().fields().iter().any(|f| f.name() == name)
     }
 
+    /// The number of rows the file holds.
+    pub fn rows(&self) -> u64 {
+        u64::try_from(self.0.metadata().file_metadata().num_rows()).unwrap_or(0)
+    }
+
     /// The smallest and largest value of top-level column `name`, a signed 32- or 64-bit
     /// integer, over the whole file, from its row-group statistics: `None` unless exactly
     /// one column has that name and every row group holding values records both bounds.

@@ -88,7 +88,7 @@ impl DayHit {
 
 /// The aggregates of one day's hits: every table but the funnels needs only these, so
 /// days are reduced one at a time and the hits themselves are dropped.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DayParts {
     pub daily: Vec<GroupDay>,
     pub event_daily: Vec<GroupEventDay>,
@@ -117,7 +117,7 @@ pub(crate) fn clear_with_room<T>(v: &mut Vec<T>, n: usize) {
 /// Buffers [`DayParts::of_day_in`] reuses from day to day: a day of a large run needs tens
 /// of megabytes of them, and memory freed and allocated again may come back from the
 /// kernel as fresh pages, to be faulted in and zeroed again.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DayScratch {
     starts: Vec<u32>,
     next: Vec<u32>,
@@ -247,7 +247,7 @@ impl DayRows<'_> {
 /// them: two open-addressing sets sized to the group (users are hashes already, so their
 /// low bits place them). Sorting each group's hits by event and user instead took 1.6x
 /// the day's aggregation instructions on three days of the 100M workload.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Distinct {
     /// Users seen in the group; [`NO_USER`] marks a free slot (it is never counted).
     users: Vec<UserKey>,
