@@ -444,35 +444,72 @@ impl Rules {
 struct Canon {
     events: Vec<Sym>,
     groups: Vec<Sym>,
+    /// Group keys of the job.
+    keys: usize,
 }
 
 impl Canon {
     /// Gives one day's aggregates their final numbers, and puts its rows back in (key,
     /// group, event) order, as the tables expect them nearly (their sorts are then cheap).
-    fn renumber(&self, parts: &mut DayParts) {
+    /// `slots` is room [`Canon::dense_order`] reuses.
+    fn renumber(&self, parts: &mut DayParts, slots: &mut Vec<u32>) {
         for r in &mut parts.daily {
             r.group = self.groups[r.group as usize];
         }
-        parts
-            .daily
-            .sort_unstable_by_key(|r| ((r.key as u64) << 32) | r.group as u64);
+        let daily = &parts.daily;
+        match self.dense_order(daily.iter().map(|r| (r.key, r.group)), daily.len(), slots) {
+            Some(order) => parts.daily = order.iter().map(|&i| daily[i as usize]).collect(),
+            None => parts
+                .daily
+                .sort_unstable_by_key(|r| ((r.key as u64) << 32) | r.group as u64),
+        }
         for r in &mut parts.event_daily {
             r.group = self.groups[r.group as usize];
             r.event = self.events[r.event as usize];
         }
-        parts.event_daily = by_group_then_event(std::mem::take(&mut parts.event_daily));
+        let runs_in_order = |runs: &[(u64, u32, u32)]| {
+            let pair = |&(g, _, _): &(u64, u32, u32)| ((g >> 32) as u16, g as Sym);
+            self.dense_order(runs.iter().map(pair), runs.len(), slots)
+        };
+        parts.event_daily = by_group_then_event(std::mem::take(&mut parts.event_daily), runs_in_order);
         for h in &mut parts.hits {
             h.group = self.groups[h.group as usize];
             h.event = self.events[h.event as usize];
         }
     }
+
+    /// The order that puts `n` items, each (key, group) of which comes once, in (key,
+    /// group) order, by a slot per possible pair: sorting a day's rows took most of the
+    /// renumbering. `None` when the slots would outnumber the items many times over, or a
+    /// pair comes twice: the caller sorts.
+    fn dense_order(&self, pairs: impl Iterator<Item = (u16, Sym)>, n: usize, slots: &mut Vec<u32>) -> Option<Vec<u32>> {
+        let groups = self.groups.len();
+        let size = self.keys * groups;
+        if size > n * 4 + 4096 || n >= u32::MAX as usize {
+            return None;
+        }
+        clear_with_room(slots, size);
+        slots.resize(size, u32::MAX);
+        for (i, (k, g)) in pairs.enumerate() {
+            let slot = slots.get_mut(k as usize * groups + g as usize)?;
+            if *slot != u32::MAX {
+                return None;
+            }
+            *slot = i as u32;
+        }
+        Some(slots.iter().copied().filter(|&s| s != u32::MAX).collect())
+    }
 }
 
 /// `rows`, each (key, group)'s rows together (as the day's aggregation leaves them), put in
-/// (key, group, event) order: the runs are sorted by their first row and each run by
-/// event, where sorting every row took a comparison of 128-bit keys per row and level
-/// (a day holds ~4 rows a group).
-fn by_group_then_event(mut rows: Vec<GroupEventDay>) -> Vec<GroupEventDay> {
+/// (key, group, event) order: the runs are put in order by their first row and each run
+/// by event, where sorting every row took a comparison of 128-bit keys per row and level
+/// (a day holds ~4 rows a group). `in_order` gives the order of the runs, (key << 32 |
+/// group, start, length), where it can without sorting them.
+fn by_group_then_event(
+    mut rows: Vec<GroupEventDay>,
+    in_order: impl FnOnce(&[(u64, u32, u32)]) -> Option<Vec<u32>>,
+) -> Vec<GroupEventDay> {
     let group_of = |r: &GroupEventDay| ((r.key as u64) << 32) | r.group as u64;
     let mut runs: Vec<(u64, u32, u32)> = Vec::new();
     let mut start = 0;
@@ -483,6 +520,14 @@ fn by_group_then_event(mut rows: Vec<GroupEventDay>) -> Vec<GroupEventDay> {
     }
     if runs.is_sorted_by_key(|r| r.0) {
         return rows;
+    }
+    if let Some(order) = in_order(&runs) {
+        let mut out = Vec::with_capacity(rows.len());
+        for i in order {
+            let (_, start, len) = runs[i as usize];
+            out.extend_from_slice(&rows[start as usize..(start + len) as usize]);
+        }
+        return out;
     }
     runs.sort_unstable_by_key(|r| r.0);
     if runs.windows(2).any(|w| w[0].0 == w[1].0) {
@@ -940,9 +985,11 @@ impl Attributor {
         let canon = Canon {
             events: events_canon,
             groups: groups_canon,
+            keys: self.source.job_keys.len(),
         };
         let mut done = std::mem::take(&mut self.work.done);
-        done.par_iter_mut().for_each(|(_, p)| canon.renumber(p));
+        done.par_iter_mut()
+            .for_each_init(Vec::new, |slots, (_, p)| canon.renumber(p, slots));
         done.sort_unstable_by_key(|(d, _)| *d);
         let parts = done.into_iter().map(|(_, p)| p).collect();
         let job_keys = self.source.job_keys.clone();
@@ -1365,6 +1412,7 @@ const ONE_PASS_BYTES: usize = 160 << 20;
 mod tests {
     use super::*;
     use crate::normalize::DedupKey;
+    use crate::tables::GroupDay;
 
     fn attributor() -> Attributor {
         let text = r#"
@@ -1654,11 +1702,39 @@ path = "out"
                 .collect();
             let mut want = rows.clone();
             want.sort_by_key(|r| (r.key, r.group, r.event, r.events));
-            let mut got = by_group_then_event(rows);
-            proptest::prop_assert!(got.is_sorted_by_key(|r| (r.key, r.group, r.event)));
-            // Rows equal in (key, group, event) are in no particular order.
-            got.sort_by_key(|r| (r.key, r.group, r.event, r.events));
-            proptest::prop_assert_eq!(&got, &want);
+            let identity = Canon { events: (0..50).collect(), groups: (0..40).collect(), keys: 3 };
+            let mut slots = Vec::new();
+            let dense = |runs: &[(u64, u32, u32)]| {
+                identity.dense_order(runs.iter().map(|r| ((r.0 >> 32) as u16, r.0 as Sym)), runs.len(), &mut slots)
+            };
+            for mut got in [by_group_then_event(rows.clone(), |_| None), by_group_then_event(rows.clone(), dense)] {
+                proptest::prop_assert!(got.is_sorted_by_key(|r| (r.key, r.group, r.event)));
+                // Rows equal in (key, group, event) are in no particular order.
+                got.sort_by_key(|r| (r.key, r.group, r.event, r.events));
+                proptest::prop_assert_eq!(&got, &want);
+            }
+
+            // A day renumbered: final group numbers reverse the readers', rows come out in
+            // (key, group[, event]) order of the final numbers.
+            let reverse = Canon { events: (0..50).rev().collect(), groups: (0..40).rev().collect(), keys: 3 };
+            let mut seen = std::collections::BTreeSet::new();
+            let daily: Vec<GroupDay> = runs
+                .iter()
+                .filter(|(key, group, _)| seen.insert((*key, *group)))
+                .map(|&(key, group, ref events)| GroupDay { key, group, day: 0, events: events.len() as i64, users: 1 })
+                .collect();
+            let mut parts = DayParts { daily: daily.clone(), event_daily: rows.clone(), hits: Vec::new() };
+            reverse.renumber(&mut parts, &mut slots);
+            let mut want_daily: Vec<GroupDay> =
+                daily.iter().map(|r| GroupDay { group: 39 - r.group, ..*r }).collect();
+            want_daily.sort_by_key(|r| (r.key, r.group));
+            proptest::prop_assert_eq!(&parts.daily, &want_daily);
+            let mut want_rows: Vec<GroupEventDay> =
+                rows.iter().map(|r| GroupEventDay { group: 39 - r.group, event: 49 - r.event, ..*r }).collect();
+            want_rows.sort_by_key(|r| (r.key, r.group, r.event, r.events));
+            proptest::prop_assert!(parts.event_daily.is_sorted_by_key(|r| (r.key, r.group, r.event)));
+            parts.event_daily.sort_by_key(|r| (r.key, r.group, r.event, r.events));
+            proptest::prop_assert_eq!(&parts.event_daily, &want_rows);
         }
     }
 }

@@ -354,8 +354,7 @@ impl Activity {
             act.event_daily.push(d.event_daily);
             act.hits.extend(d.hits);
         }
-        act.active = act.daily.iter().map(|r| (r.key, r.group, r.day)).collect();
-        act.active.par_sort_unstable();
+        act.active = active_in_order(&act.daily, act.keys.len(), act.groups.len());
         act.hits.par_sort_unstable();
         act
     }
@@ -388,6 +387,41 @@ impl Activity {
 }
 
 pub(crate) use lifecycle::{key_ranks, per_key};
+
+/// The (key, group, day) of every row of `daily`, sorted. Rows in day order, a (key, group)
+/// once a day, are placed by a counting sort on (key, group), which keeps their days in
+/// order: sorting took ~0.2 s of a 100M run's tail (7M rows).
+fn active_in_order(daily: &[GroupDay], keys: usize, groups: usize) -> Vec<(u16, Sym, Day)> {
+    use rayon::slice::ParallelSliceMut;
+    let slots = keys * groups;
+    let slot = |r: &GroupDay| r.key as usize * groups + r.group as usize;
+    let dense = slots <= daily.len() * 4 + 4096
+        && daily.len() < u32::MAX as usize
+        && daily
+            .iter()
+            .all(|r| (r.key as usize) < keys && (r.group as usize) < groups)
+        && daily.is_sorted_by_key(|r| r.day);
+    if !dense {
+        let mut active: Vec<(u16, Sym, Day)> = daily.iter().map(|r| (r.key, r.group, r.day)).collect();
+        active.par_sort_unstable();
+        return active;
+    }
+    let mut next = vec![0u32; slots + 1];
+    for r in daily {
+        next[slot(r) + 1] += 1;
+    }
+    for i in 1..next.len() {
+        next[i] += next[i - 1];
+    }
+    let mut active = vec![(0, 0, 0); daily.len()];
+    for r in daily {
+        let at = &mut next[slot(r)];
+        active[*at as usize] = (r.key, r.group, r.day);
+        *at += 1;
+    }
+    debug_assert!(active.is_sorted());
+    active
+}
 
 /// Rank of every interned string in byte order, so rows can be sorted by integer.
 pub(crate) fn sym_ranks(strings: &Interner) -> Vec<u32> {
