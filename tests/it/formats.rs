@@ -307,28 +307,35 @@ fn mixpanel_parquet_files(d: &Data, dir: &Path) -> String {
         files[(file_of[dup.id.as_str()] + 1).min(FILES - 1)].push(dup);
     }
     for (f, events) in files.iter().enumerate() {
-        let text = |v: &dyn Fn(&Event) -> Option<String>| utf8(events.iter().map(|e| v(e)).collect());
-        let int = |v: &dyn Fn(&Event) -> i64| -> ArrayRef {
-            Arc::new(Int64Array::from_iter_values(events.iter().map(|e| v(e))))
-        };
-        let columns = vec![
-            ("event", text(&|e| Some(e.name.to_string()))),
-            ("time", int(&|e| e.time)),
-            ("distinct_id", text(&|e| Some(e.user.clone().unwrap_or_default()))),
-            ("$insert_id", text(&|e| Some(e.id.clone()))),
-            ("mp_processing_time_ms", int(&|e| e.ingest_ms)),
-            ("$os", text(&|_| Some("Mac OS X".into()))),
-            ("group", text(&|e| e.group.map(str::to_string))),
-        ];
         let stats = if f == 2 {
             parquet::file::properties::EnabledStatistics::None
         } else {
             parquet::file::properties::EnabledStatistics::Chunk
         };
-        write_parquet_with(&dir.join(format!("events-{f}.parquet")), columns, stats);
+        write_typed(&dir.join(format!("events-{f}.parquet")), events, true, stats);
     }
     mixpanel_ops(d, dir);
     mixpanel_job(dir, "events-*.parquet")
+}
+
+/// `events` as flattened typed columns (with an `$os` column the job does not read, where
+/// `os` says so).
+fn write_typed(path: &Path, events: &[&Event], os: bool, stats: parquet::file::properties::EnabledStatistics) {
+    let text = |v: &dyn Fn(&Event) -> Option<String>| utf8(events.iter().map(|e| v(e)).collect());
+    let int =
+        |v: &dyn Fn(&Event) -> i64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(events.iter().map(|e| v(e)))) };
+    let mut columns = vec![
+        ("event", text(&|e| Some(e.name.to_string()))),
+        ("time", int(&|e| e.time)),
+        ("distinct_id", text(&|e| Some(e.user.clone().unwrap_or_default()))),
+        ("$insert_id", text(&|e| Some(e.id.clone()))),
+        ("mp_processing_time_ms", int(&|e| e.ingest_ms)),
+    ];
+    if os {
+        columns.push(("$os", text(&|_| Some("Mac OS X".into()))));
+    }
+    columns.push(("group", text(&|e| e.group.map(str::to_string))));
+    write_parquet_with(path, columns, stats);
 }
 
 /// The same typed columns, a file a day (duplicates beside their originals): every day is
@@ -341,20 +348,8 @@ fn mixpanel_parquet_days(d: &Data, dir: &Path) -> String {
         days.entry(e.time.div_euclid(DAY)).or_default().push(e);
     }
     for (day, events) in days {
-        let text = |v: &dyn Fn(&Event) -> Option<String>| utf8(events.iter().map(|e| v(e)).collect());
-        let int = |v: &dyn Fn(&Event) -> i64| -> ArrayRef {
-            Arc::new(Int64Array::from_iter_values(events.iter().map(|e| v(e))))
-        };
-        let columns = vec![
-            ("event", text(&|e| Some(e.name.to_string()))),
-            ("time", int(&|e| e.time)),
-            ("distinct_id", text(&|e| Some(e.user.clone().unwrap_or_default()))),
-            ("$insert_id", text(&|e| Some(e.id.clone()))),
-            ("mp_processing_time_ms", int(&|e| e.ingest_ms)),
-            ("group", text(&|e| e.group.map(str::to_string))),
-        ];
         let stats = parquet::file::properties::EnabledStatistics::Chunk;
-        write_parquet_with(&dir.join(format!("events-{day}.parquet")), columns, stats);
+        write_typed(&dir.join(format!("events-{day}.parquet")), &events, false, stats);
     }
     mixpanel_ops(d, dir);
     mixpanel_job(dir, "events-*.parquet")
