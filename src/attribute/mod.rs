@@ -809,11 +809,11 @@ impl Attributor {
             .iter()
             .map(|f| f.span.map(|(lo, hi)| (mapper.day(lo), mapper.day(hi))))
             .collect();
-        // Each reading thread builds one such day at a time, ~90 bytes an event: together
-        // no more than the days in progress may hold (half the budget, as encoded events of
-        // ~36 bytes), and one a thread no larger than a day done in one pass.
+        // Each reading thread builds one such day at a time, ~90 bytes an event, and such
+        // days never enter the buckets: together, as encoded events of ~36 bytes, they hold
+        // no more than the budget, and one no more than a day done in one pass.
         let threads = rayon::current_num_threads().max(1);
-        let bytes = (self.buckets.memory_budget() / 2 / threads).min(self.rules().one_pass_bytes);
+        let bytes = (self.buckets.memory_budget() / threads).min(self.rules().one_pass_bytes);
         let max_rows = (bytes / 36) as u64;
         let own = own_days(&spans);
         let own_days: FxHashMap<String, OwnDayOf> = files
