@@ -126,7 +126,7 @@ pub struct Batch {
     last: Option<(BucketId, usize)>,
     events: u64,
     /// The job's rules, for a day the batch's file holds alone.
-    rules: Arc<RuleSource>,
+    rule_source: Arc<RuleSource>,
     /// The files that alone hold a day, by path (see [`Attributor::expect_files`]).
     own_days: Arc<FxHashMap<String, OwnDayOf>>,
     /// The day the batch's file holds alone, being built as its rows come.
@@ -187,7 +187,7 @@ impl Batch {
         build.begin(usize::try_from(rows).unwrap_or(usize::MAX), true);
         self.own = Some(OwnDay {
             day,
-            rules: self.rules.rules(&self.strings.events, ONE_PASS_BYTES),
+            rules: self.rule_source.rules(&self.strings.events, ONE_PASS_BYTES),
             pending: Vec::with_capacity(OwnDay::PENDING),
             members: Vec::new(),
         });
@@ -198,7 +198,7 @@ impl Batch {
         let (Some(mut own), Some(build)) = (self.own.take(), self.build.as_mut()) else {
             return;
         };
-        own.flush(build, &self.rules, &self.strings);
+        own.flush(build, &self.rule_source, &self.strings);
         if build.n == 0 {
             return;
         }
@@ -294,7 +294,7 @@ impl Batch {
                     groups: start..own.members.len() as u32,
                 });
                 if own.pending.len() == OwnDay::PENDING {
-                    own.flush(self.build.as_mut().expect("built in"), &self.rules, strings);
+                    own.flush(self.build.as_mut().expect("built in"), &self.rule_source, strings);
                 }
                 self.events += 1;
                 return;
@@ -522,19 +522,16 @@ fn by_group_then_event(
     if runs.is_sorted_by_key(|r| r.0) {
         return rows;
     }
-    if let Some(order) = in_order(&runs) {
-        let mut out = Vec::with_capacity(rows.len());
-        for i in order {
-            let (_, start, len) = runs[i as usize];
-            out.extend_from_slice(&rows[start as usize..(start + len) as usize]);
+    match in_order(&runs) {
+        Some(order) => runs = order.iter().map(|&i| runs[i as usize]).collect(),
+        None => {
+            runs.sort_unstable_by_key(|r| r.0);
+            if runs.windows(2).any(|w| w[0].0 == w[1].0) {
+                // A group in two runs: not as the aggregation leaves days; sorted row by row.
+                rows.sort_unstable_by_key(|r| (group_of(r), r.event));
+                return rows;
+            }
         }
-        return out;
-    }
-    runs.sort_unstable_by_key(|r| r.0);
-    if runs.windows(2).any(|w| w[0].0 == w[1].0) {
-        // A group in two runs: not as the aggregation leaves days; sorted row by row.
-        rows.sort_unstable_by_key(|r| (group_of(r), r.event));
-        return rows;
     }
     let mut out = Vec::with_capacity(rows.len());
     for (_, start, len) in runs {
@@ -814,7 +811,7 @@ impl Attributor {
         // days never enter the buckets: together, as encoded events of ~36 bytes, they hold
         // no more than the budget, and one no more than a day done in one pass.
         let threads = rayon::current_num_threads().max(1);
-        let bytes = (self.buckets.memory_budget() / threads).min(self.rules().one_pass_bytes);
+        let bytes = (self.buckets.memory_budget() / threads).min(self.one_pass_bytes());
         let max_rows = (bytes / 36) as u64;
         let own = own_days(&spans);
         let own_days: FxHashMap<String, OwnDayOf> = files
@@ -857,7 +854,7 @@ impl Attributor {
             slots: FxHashMap::default(),
             last: None,
             events: 0,
-            rules: self.source.clone(),
+            rule_source: self.source.clone(),
             own_days: self.own_days.clone(),
             own: None,
             build: None,
@@ -938,8 +935,12 @@ impl Attributor {
 
     /// The rules, for the event names met so far.
     fn rules(&self) -> Rules {
-        let one_pass_bytes = (self.buckets.memory_budget() / 8).min(ONE_PASS_BYTES);
-        self.source.rules(&self.strings.events, one_pass_bytes)
+        self.source.rules(&self.strings.events, self.one_pass_bytes())
+    }
+
+    /// The largest day bucket done in one decoding pass (see [`process_day`]).
+    fn one_pass_bytes(&self) -> usize {
+        (self.buckets.memory_budget() / 8).min(ONE_PASS_BYTES)
     }
 
     /// Deduplicates, applies `exclude_events` and effective dates, and reduces every day
@@ -1273,7 +1274,7 @@ impl DayBuild {
 
     #[inline]
     fn live(&self, ordinal: usize) -> bool {
-        self.alive[ordinal / 64] & (1 << (ordinal % 64)) != 0
+        is_live(&self.alive, ordinal)
     }
 
     /// The day's aggregates and counts, once every copy is in and [`DayBuild::dedup`] ran
@@ -1307,7 +1308,7 @@ impl DayBuild {
     /// name) or attributed like any other copy as they came.
     fn cut_dead(&mut self, rules: &Rules) {
         let alive = &self.alive;
-        let live = |ordinal: usize| alive[ordinal / 64] & (1 << (ordinal % 64)) != 0;
+        let live = |ordinal: usize| is_live(alive, ordinal);
         let (hit_starts, stats, dead) = (&self.hit_starts, &mut self.stats, &mut self.dead);
         dead.clear();
         for c in self.parts.iter().flatten().filter(|c| !live(c.ordinal as usize)) {
@@ -1372,6 +1373,12 @@ impl DayBuild {
             self.stats.attributed += 1;
         }
     }
+}
+
+/// Whether copy `ordinal` survived dedup, by the bits [`dedup_copies`] left.
+#[inline]
+fn is_live(alive: &[u64], ordinal: usize) -> bool {
+    alive[ordinal / 64] & (1 << (ordinal % 64)) != 0
 }
 
 /// Deduplicates, attributes and aggregates one day bucket. A day of up to

@@ -154,14 +154,7 @@ impl DayParts {
             // Dense enough for a counting sort by (key, group): one pass places every hit
             // by its group, whose (event, user) pairs are then counted unsorted.
             let slot = |h: &DayHit| (h.key() as usize) * groups + h.group() as usize;
-            clear_with_room(starts, slots + 1);
-            starts.resize(slots + 1, 0);
-            for h in hits.iter() {
-                starts[slot(h) + 1] += 1;
-            }
-            for i in 1..starts.len() {
-                starts[i] += starts[i - 1];
-            }
+            slot_starts(starts, slots, hits.iter().map(slot));
             clear_with_room(next, starts.len());
             next.extend_from_slice(starts);
             clear_with_room(pairs, hits.len());
@@ -406,13 +399,8 @@ fn active_in_order(daily: &[GroupDay], keys: usize, groups: usize) -> Vec<(u16, 
         active.par_sort_unstable();
         return active;
     }
-    let mut next = vec![0u32; slots + 1];
-    for r in daily {
-        next[slot(r) + 1] += 1;
-    }
-    for i in 1..next.len() {
-        next[i] += next[i - 1];
-    }
+    let mut next = Vec::new();
+    slot_starts(&mut next, slots, daily.iter().map(slot));
     let mut active = vec![(0, 0, 0); daily.len()];
     for r in daily {
         let at = &mut next[slot(r)];
@@ -421,6 +409,19 @@ fn active_in_order(daily: &[GroupDay], keys: usize, groups: usize) -> Vec<(u16, 
     }
     debug_assert!(active.is_sorted());
     active
+}
+
+/// For a counting sort: where the items of each of `slots` slots start once placed in slot
+/// order (one entry more at the end: the count of all), given every item's slot.
+fn slot_starts(starts: &mut Vec<u32>, slots: usize, of: impl Iterator<Item = usize>) {
+    clear_with_room(starts, slots + 1);
+    starts.resize(slots + 1, 0);
+    for s in of {
+        starts[s + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
 }
 
 /// Rank of every interned string in byte order, so rows can be sorted by integer.
