@@ -334,6 +334,7 @@ impl<'a> Leaf<'a> {
     }
 }
 
+#[inline]
 fn text_cell<'a>(a: &'a impl Array, v: impl FnOnce() -> &'a str, i: usize) -> Cell<'a> {
     if a.is_null(i) {
         Cell::Null

@@ -273,8 +273,10 @@ pub(super) fn read_s3(
 /// read as Arrow dictionaries: the reader then hands over the file's dictionary and its
 /// keys instead of copying each row's text, and the columnar paths work out a value once
 /// per dictionary entry (event names, group ids) instead of once per row. A column with a
-/// plain page anywhere (a dictionary that overflowed, as unique ids do) stays a string
-/// column: as a dictionary the reader would hash every value into a new one.
+/// plain page anywhere (a dictionary that overflowed, as unique ids do) is not read as a
+/// dictionary (the reader would hash every value into a new one) but as string views: each
+/// row points at its text in the decoded page, where a string column copies every value
+/// and its offset (three 100M days: 10.00G → 9.80G instructions).
 fn keep_dictionaries(meta: ArrowReaderMetadata) -> Result<ArrowReaderMetadata, ParquetError> {
     let file = meta.metadata();
     let descr = file.file_metadata().schema_descr();
@@ -298,6 +300,7 @@ fn keep_dictionaries(meta: ArrowReaderMetadata) -> Result<ArrowReaderMetadata, P
         .map(|(f, leaves)| {
             let hinted = match (f.data_type(), leaves.as_slice()) {
                 (DataType::Utf8, &[leaf]) if all_dictionary(leaf) => Some(dict(f.data_type())),
+                (DataType::Utf8, &[_]) => Some(DataType::Utf8View),
                 (DataType::List(item), &[leaf]) if *item.data_type() == DataType::Utf8 && all_dictionary(leaf) => {
                     let item = Field::new(item.name(), dict(item.data_type()), item.is_nullable())
                         .with_metadata(item.metadata().clone());

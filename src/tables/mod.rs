@@ -69,6 +69,10 @@ pub struct DayHit {
 }
 
 impl DayHit {
+    /// A hit of a copy that lost dedup, left in place (see [`DayParts::of_day_in`]):
+    /// no (key, group) is this, as a key is 16 bits and a group 32.
+    pub const DEAD: u64 = u64::MAX;
+
     pub fn new(key: u16, group: Sym, event: Sym, user: UserKey) -> Self {
         DayHit {
             key_group: ((key as u64) << 32) | group as u64,
@@ -133,8 +137,37 @@ impl DayParts {
         DayParts::of_day_in(day, hits, funnel_hits, &mut DayScratch::default())
     }
 
-    /// [`DayParts::of_day`], with buffers from `scratch`.
+    /// [`DayParts::of_day`], with buffers from `scratch`. Hits marked [`DayHit::DEAD`]
+    /// (copies that lost dedup, left where they lay) are left out.
     pub fn of_day_in(day: Day, hits: &mut [DayHit], funnel_hits: Vec<Hit>, scratch: &mut DayScratch) -> DayParts {
+        let is_live = |h: &&DayHit| h.key_group != DayHit::DEAD;
+        let (max_key, max_group, live) = hits
+            .iter()
+            .filter(is_live)
+            .fold((0, 0, 0), |(k, g, n), h| (k.max(h.key()), g.max(h.group()), n + 1));
+        let groups = max_group as usize + 1;
+        let slots = (max_key as usize + 1) * groups;
+        if slots <= live * 2 + 4096 {
+            // Dense enough for a counting sort by (key, group).
+            let slot = |h: &DayHit| (h.key() as usize) * groups + h.group() as usize;
+            slot_starts(&mut scratch.starts, slots, hits.iter().filter(is_live).map(slot));
+            DayParts::placed(day, hits, groups, funnel_hits, scratch)
+        } else {
+            let mut n = 0;
+            for i in 0..hits.len() {
+                if is_live(&&hits[i]) {
+                    hits[n] = hits[i];
+                    n += 1;
+                }
+            }
+            DayParts::sorted(day, &mut hits[..n], funnel_hits, scratch)
+        }
+    }
+
+    /// Aggregates `hits` placed by a counting sort on (key, group), `scratch.starts` being
+    /// where each slot's start (for `groups` groups a key); [`DayHit::DEAD`] hits are left
+    /// out. Each group's (event, user) pairs are then counted unsorted.
+    fn placed(day: Day, hits: &[DayHit], groups: usize, funnel_hits: Vec<Hit>, scratch: &mut DayScratch) -> DayParts {
         let DayScratch {
             starts,
             next,
@@ -143,44 +176,69 @@ impl DayParts {
             daily,
             event_daily,
         } = scratch;
-        // Rows are built in the reused buffers and copied out at their final size once.
-        let mut rows = DayRows { daily, event_daily };
-        rows.daily.clear();
-        rows.event_daily.clear();
-        let (max_key, max_group) = hits.iter().fold((0, 0), |(k, g), h| (k.max(h.key()), g.max(h.group())));
-        let groups = max_group as usize + 1;
-        let slots = (max_key as usize + 1) * groups;
-        if slots <= hits.len() * 2 + 4096 {
-            // Dense enough for a counting sort by (key, group): one pass places every hit
-            // by its group, whose (event, user) pairs are then counted unsorted.
-            let slot = |h: &DayHit| (h.key() as usize) * groups + h.group() as usize;
-            slot_starts(starts, slots, hits.iter().map(slot));
-            clear_with_room(next, starts.len());
-            next.extend_from_slice(starts);
-            clear_with_room(pairs, hits.len());
-            pairs.resize(hits.len(), 0);
-            for h in hits.iter() {
-                let at = &mut next[slot(h)];
-                pairs[*at as usize] = ((h.event as u128) << 64) | h.user as u128;
-                *at += 1;
-            }
-            for (i, w) in starts.windows(2).enumerate() {
-                let run = &mut pairs[w[0] as usize..w[1] as usize];
-                if !run.is_empty() {
-                    rows.push_group((i / groups) as u16, (i % groups) as Sym, day, run, distinct);
-                }
-            }
-        } else {
-            hits.sort_unstable_by_key(|h| h.key_group);
-            for g in hits.chunk_by(|a, b| a.key_group == b.key_group) {
-                pairs.clear();
-                pairs.extend(g.iter().map(|h| ((h.event as u128) << 64) | h.user as u128));
-                rows.push_group(g[0].key(), g[0].group(), day, pairs, distinct);
+        let mut rows = DayRows::new(daily, event_daily);
+        let live = *starts.last().expect("one start more than slots") as usize;
+        clear_with_room(next, starts.len());
+        next.extend_from_slice(starts);
+        // Every place is written below: only room past what an earlier day left is zeroed.
+        if pairs.capacity() < live {
+            clear_with_room(pairs, live);
+        }
+        pairs.resize(live, 0);
+        for h in hits.iter().filter(|h| h.key_group != DayHit::DEAD) {
+            let at = &mut next[(h.key() as usize) * groups + h.group() as usize];
+            pairs[*at as usize] = ((h.event as u128) << 64) | h.user as u128;
+            *at += 1;
+        }
+        for (i, w) in starts.windows(2).enumerate() {
+            let run = &mut pairs[w[0] as usize..w[1] as usize];
+            if !run.is_empty() {
+                rows.push_group((i / groups) as u16, (i % groups) as Sym, day, run, distinct);
             }
         }
+        rows.into_parts(funnel_hits, pairs, distinct)
+    }
+
+    /// Aggregates `hits` (no [`DayHit::DEAD`] among them) by sorting them on (key, group):
+    /// for a day whose groups are too sparse to place by counting.
+    fn sorted(day: Day, hits: &mut [DayHit], funnel_hits: Vec<Hit>, scratch: &mut DayScratch) -> DayParts {
+        let DayScratch {
+            pairs,
+            distinct,
+            daily,
+            event_daily,
+            ..
+        } = scratch;
+        let mut rows = DayRows::new(daily, event_daily);
+        hits.sort_unstable_by_key(|h| h.key_group);
+        for g in hits.chunk_by(|a, b| a.key_group == b.key_group) {
+            pairs.clear();
+            pairs.extend(g.iter().map(|h| ((h.event as u128) << 64) | h.user as u128));
+            rows.push_group(g[0].key(), g[0].group(), day, pairs, distinct);
+        }
+        rows.into_parts(funnel_hits, pairs, distinct)
+    }
+}
+
+/// The rows of the day being aggregated.
+struct DayRows<'a> {
+    daily: &'a mut Vec<GroupDay>,
+    event_daily: &'a mut Vec<GroupEventDay>,
+}
+
+impl<'a> DayRows<'a> {
+    /// Rows are built in the reused buffers and copied out at their final size once.
+    fn new(daily: &'a mut Vec<GroupDay>, event_daily: &'a mut Vec<GroupEventDay>) -> Self {
+        daily.clear();
+        event_daily.clear();
+        DayRows { daily, event_daily }
+    }
+
+    /// The day's parts; lets go of scratch buffers grown past what is kept between days.
+    fn into_parts(self, funnel_hits: Vec<Hit>, pairs: &mut Vec<u128>, distinct: &mut Distinct) -> DayParts {
         let parts = DayParts {
-            daily: rows.daily.to_vec(),
-            event_daily: rows.event_daily.to_vec(),
+            daily: self.daily.to_vec(),
+            event_daily: self.event_daily.to_vec(),
             hits: funnel_hits,
         };
         if pairs.capacity() * size_of::<u128>() > RETAIN_BYTES {
@@ -191,15 +249,7 @@ impl DayParts {
         }
         parts
     }
-}
 
-/// The rows of the day being aggregated.
-struct DayRows<'a> {
-    daily: &'a mut Vec<GroupDay>,
-    event_daily: &'a mut Vec<GroupEventDay>,
-}
-
-impl DayRows<'_> {
     /// Adds the rows of one active (key, group) from its hits as `event << 64 | user`, in
     /// any order; its rows by event come out in event order.
     fn push_group(&mut self, key: u16, group: Sym, day: Day, pairs: &[u128], d: &mut Distinct) {
@@ -621,6 +671,27 @@ mod tests {
             prop_assert_eq!(&act.hits, &sorted);
             prop_assert!(act.active.windows(2).all(|w| w[0] < w[1]));
             prop_assert!(act.daily.windows(2).all(|w| w[0].day <= w[1].day));
+        }
+
+        /// Hits marked dead where they lie count as if they had been taken out, whether
+        /// the day is placed by counting (groups close) or sorted (groups far apart).
+        #[test]
+        fn dead_hits_are_left_out(
+            raw in prop::collection::vec(
+                ((0u16..2, prop_oneof![0u32..5, 1_000_000u32..1_000_003], 0u32..4, 0u64..5), any::<bool>()),
+                0..400,
+            ),
+        ) {
+            let hit = |&((k, g, e, u), _): &((u16, Sym, Sym, u64), bool)| DayHit::new(k, g, e, if u == 0 { NO_USER } else { u });
+            let mut marked: Vec<DayHit> = raw
+                .iter()
+                .map(|r| if r.1 { hit(r) } else { DayHit { key_group: DayHit::DEAD, ..hit(r) } })
+                .collect();
+            let mut live: Vec<DayHit> = raw.iter().filter(|r| r.1).map(hit).collect();
+            let got = DayParts::of_day_in(3, &mut marked, Vec::new(), &mut DayScratch::default());
+            let want = DayParts::of_day(3, &mut live, Vec::new());
+            prop_assert_eq!(got.daily, want.daily);
+            prop_assert_eq!(got.event_daily, want.event_daily);
         }
     }
 }
