@@ -40,7 +40,9 @@ use crate::calendar::{Day, DayMapper};
 use crate::intern::{user_key, SeenSyms, SharedInterner, Sym, UserKey, NO_USER};
 use crate::job::{Clock, Job};
 use crate::normalize::{Code, DedupRef, DictOf, EventRef, RawEvent};
-use crate::tables::{clear_with_room, Activity, DayHit, DayParts, DayScratch, GroupEventDay, Hit, RETAIN_BYTES};
+use crate::tables::{
+    clear_with_room, Activity, DayHit, DayParts, DayScratch, GroupEventDay, Hit, HitBounds, RETAIN_BYTES,
+};
 use buckets::{BucketId, Buckets};
 pub use buckets::{SpillError, SpillOptions, DEFAULT_BUDGET_MIB};
 use codec::{ChunkPool, Decoder, Dedup};
@@ -1208,6 +1210,8 @@ struct DayBuild {
     hit_starts: Vec<u32>,
     /// Hits of copies that lost dedup, marked [`DayHit::DEAD`] where they lie (one pass).
     dead_hits: usize,
+    /// The largest group among `hits`.
+    max_group: Sym,
     funnel_hits: Vec<Hit>,
     /// By funnel hit: the copy it came from.
     funnel_copies: Vec<u32>,
@@ -1233,6 +1237,7 @@ impl DayBuild {
         }
         self.hit_starts.clear();
         self.dead_hits = 0;
+        self.max_group = 0;
         self.dead.clear();
         self.funnel_copies.clear();
         self.funnel_hits = Vec::new();
@@ -1303,7 +1308,12 @@ impl DayBuild {
         }
         self.stats.hits = (self.hits.len() - self.dead_hits) as u64;
         let funnel_hits = std::mem::take(&mut self.funnel_hits);
-        let parts = DayParts::of_day_in(day, &mut self.hits, funnel_hits, &mut self.day);
+        let bounds = HitBounds {
+            keys: rules.effective.len(),
+            groups: self.max_group as usize + 1,
+            live: self.hits.len() - self.dead_hits,
+        };
+        let parts = DayParts::of_day_within(day, &mut self.hits, Some(bounds), funnel_hits, &mut self.day);
         if self.hits.capacity() * size_of::<DayHit>() > RETAIN_BYTES {
             self.hits = Vec::new();
         }
@@ -1366,6 +1376,7 @@ impl DayBuild {
                 continue;
             }
             self.hits.push(DayHit::new(k, group, name, e.user));
+            self.max_group = self.max_group.max(group);
             if rules.funnel_step(name, k) {
                 self.funnel_copies.push(ordinal);
                 self.funnel_hits.push(Hit {

@@ -140,13 +140,31 @@ impl DayParts {
     /// [`DayParts::of_day`], with buffers from `scratch`. Hits marked [`DayHit::DEAD`]
     /// (copies that lost dedup, left where they lay) are left out.
     pub fn of_day_in(day: Day, hits: &mut [DayHit], funnel_hits: Vec<Hit>, scratch: &mut DayScratch) -> DayParts {
+        DayParts::of_day_within(day, hits, None, funnel_hits, scratch)
+    }
+
+    /// [`DayParts::of_day_in`], given `bounds` when the caller kept them as it made the
+    /// hits (a pass over a day's hits, tens of megabytes, saved).
+    pub fn of_day_within(
+        day: Day,
+        hits: &mut [DayHit],
+        bounds: Option<HitBounds>,
+        funnel_hits: Vec<Hit>,
+        scratch: &mut DayScratch,
+    ) -> DayParts {
         let is_live = |h: &&DayHit| h.key_group != DayHit::DEAD;
-        let (max_key, max_group, live) = hits
-            .iter()
-            .filter(is_live)
-            .fold((0, 0, 0), |(k, g, n), h| (k.max(h.key()), g.max(h.group()), n + 1));
-        let groups = max_group as usize + 1;
-        let slots = (max_key as usize + 1) * groups;
+        let HitBounds { keys, groups, live } = bounds.unwrap_or_else(|| {
+            let (max_key, max_group, live) = hits
+                .iter()
+                .filter(is_live)
+                .fold((0, 0, 0), |(k, g, n), h| (k.max(h.key()), g.max(h.group()), n + 1));
+            HitBounds {
+                keys: max_key as usize + 1,
+                groups: max_group as usize + 1,
+                live,
+            }
+        });
+        let slots = keys * groups;
         if slots <= live * 2 + 4096 {
             // Dense enough for a counting sort by (key, group).
             let slot = |h: &DayHit| (h.key() as usize) * groups + h.group() as usize;
@@ -218,6 +236,15 @@ impl DayParts {
         }
         rows.into_parts(funnel_hits, pairs, distinct)
     }
+}
+
+/// What [`DayParts::of_day_within`] needs to know of a day's hits before placing them:
+/// every live hit's key is below `keys` and its group below `groups`; `live` are not dead.
+#[derive(Debug, Clone, Copy)]
+pub struct HitBounds {
+    pub keys: usize,
+    pub groups: usize,
+    pub live: usize,
 }
 
 /// The rows of the day being aggregated.
