@@ -220,14 +220,8 @@ impl DayParts {
     /// Aggregates `hits` (no [`DayHit::DEAD`] among them) by sorting them on (key, group):
     /// for a day whose groups are too sparse to place by counting.
     fn sorted(day: Day, hits: &mut [DayHit], funnel_hits: Vec<Hit>, scratch: &mut DayScratch) -> DayParts {
-        let DayScratch {
-            pairs,
-            distinct,
-            daily,
-            event_daily,
-            ..
-        } = scratch;
-        let mut rows = DayRows::new(daily, event_daily);
+        let (pairs, distinct) = (&mut scratch.pairs, &mut scratch.distinct);
+        let mut rows = DayRows::new(&mut scratch.daily, &mut scratch.event_daily);
         hits.sort_unstable_by_key(|h| h.key_group);
         for g in hits.chunk_by(|a, b| a.key_group == b.key_group) {
             pairs.clear();
