@@ -1238,7 +1238,6 @@ impl DayBuild {
         self.hit_starts.clear();
         self.dead_hits = 0;
         self.max_group = 0;
-        self.dead.clear();
         self.funnel_copies.clear();
         self.funnel_hits = Vec::new();
         self.hits.clear();
@@ -1306,12 +1305,13 @@ impl DayBuild {
         if self.one_pass && self.stats.duplicates > 0 {
             self.cut_dead(rules);
         }
-        self.stats.hits = (self.hits.len() - self.dead_hits) as u64;
+        let live = self.hits.len() - self.dead_hits;
+        self.stats.hits = live as u64;
         let funnel_hits = std::mem::take(&mut self.funnel_hits);
         let bounds = HitBounds {
             keys: rules.effective.len(),
             groups: self.max_group as usize + 1,
-            live: self.hits.len() - self.dead_hits,
+            live,
         };
         let parts = DayParts::of_day_within(day, &mut self.hits, Some(bounds), funnel_hits, &mut self.day);
         if self.hits.capacity() * size_of::<DayHit>() > RETAIN_BYTES {

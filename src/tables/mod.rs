@@ -81,6 +81,11 @@ impl DayHit {
         }
     }
 
+    /// Whether the hit is not [`DayHit::DEAD`].
+    fn is_live(&self) -> bool {
+        self.key_group != DayHit::DEAD
+    }
+
     fn key(&self) -> u16 {
         (self.key_group >> 32) as u16
     }
@@ -152,11 +157,10 @@ impl DayParts {
         funnel_hits: Vec<Hit>,
         scratch: &mut DayScratch,
     ) -> DayParts {
-        let is_live = |h: &&DayHit| h.key_group != DayHit::DEAD;
         let HitBounds { keys, groups, live } = bounds.unwrap_or_else(|| {
             let (max_key, max_group, live) = hits
                 .iter()
-                .filter(is_live)
+                .filter(|h| h.is_live())
                 .fold((0, 0, 0), |(k, g, n), h| (k.max(h.key()), g.max(h.group()), n + 1));
             HitBounds {
                 keys: max_key as usize + 1,
@@ -168,12 +172,16 @@ impl DayParts {
         if slots <= live * 2 + 4096 {
             // Dense enough for a counting sort by (key, group).
             let slot = |h: &DayHit| (h.key() as usize) * groups + h.group() as usize;
-            slot_starts(&mut scratch.starts, slots, hits.iter().filter(is_live).map(slot));
+            slot_starts(
+                &mut scratch.starts,
+                slots,
+                hits.iter().filter(|h| h.is_live()).map(slot),
+            );
             DayParts::placed(day, hits, groups, funnel_hits, scratch)
         } else {
             let mut n = 0;
             for i in 0..hits.len() {
-                if is_live(&&hits[i]) {
+                if hits[i].is_live() {
                     hits[n] = hits[i];
                     n += 1;
                 }
@@ -203,7 +211,7 @@ impl DayParts {
             clear_with_room(pairs, live);
         }
         pairs.resize(live, 0);
-        for h in hits.iter().filter(|h| h.key_group != DayHit::DEAD) {
+        for h in hits.iter().filter(|h| h.is_live()) {
             let at = &mut next[(h.key() as usize) * groups + h.group() as usize];
             pairs[*at as usize] = ((h.event as u128) << 64) | h.user as u128;
             *at += 1;
