@@ -30,6 +30,7 @@
 mod buckets;
 mod codec;
 
+use std::borrow::Cow;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -39,7 +40,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::calendar::{Day, DayMapper};
 use crate::intern::{user_key, SeenSyms, SharedInterner, Sym, UserKey, NO_USER};
 use crate::job::{Clock, Job};
-use crate::normalize::{Code, DedupRef, DictOf, EventRef, RawEvent};
+use crate::normalize::{Code, DedupRef, DictOf, EventRef, GroupId, RawEvent};
 use crate::tables::{
     clear_with_room, Activity, DayHit, DayParts, DayScratch, GroupEventDay, Hit, HitBounds, RETAIN_BYTES,
 };
@@ -211,7 +212,10 @@ impl Batch {
     }
 
     pub fn push(&mut self, e: RawEvent) {
-        let groups = e.groups.iter().map(|(k, g)| (*k, g.as_str(), Code::NONE));
+        let groups = e
+            .groups
+            .iter()
+            .map(|(k, g)| (*k, GroupId::Text(Cow::Borrowed(g)), Code::NONE));
         self.push_parts(
             &e.name,
             Code::NONE,
@@ -252,7 +256,7 @@ impl Batch {
     /// An event of the batch's file (the file whose reader made `e`'s codes).
     pub fn push_ref(&mut self, e: EventRef<'_>) {
         let codes = e.group_codes.iter().copied().chain(std::iter::repeat(Code::NONE));
-        let groups = e.groups.iter().zip(codes).map(|((k, g), c)| (*k, g.as_ref(), c));
+        let groups = e.groups.iter().zip(codes).map(|((k, g), c)| (*k, g.reborrow(), c));
         self.push_parts(e.name, e.name_code, e.user, e.time_us, e.ingest_us, e.dedup, groups);
     }
 
@@ -265,12 +269,14 @@ impl Batch {
         time_us: i64,
         ingest_us: Option<i64>,
         dedup: DedupRef,
-        groups: impl Iterator<Item = (u16, &'s str, Code)>,
+        groups: impl Iterator<Item = (u16, GroupId<'s>, Code)>,
     ) {
         let strings = &*self.strings;
         self.members.clear();
         for (k, g, code) in groups {
-            self.members.push((k, self.groups.get(g, code, &strings.groups)));
+            if let Some(group) = self.groups.get_id(&g, code, &strings.groups) {
+                self.members.push((k, group));
+            }
         }
         let dedup = match dedup {
             DedupRef::NameUserTime(id) => Dedup::NameUserTime(id.map(|i| self.ids.hash64(i))),
@@ -356,7 +362,25 @@ impl Symbols {
             self.seen.get(s, shared)
         } else {
             let seen = &mut self.seen;
-            self.codes.get(code, || seen.get(s, shared))
+            self.codes
+                .get(code, || Some(seen.get(s, shared)))
+                .expect("always interned")
+        }
+    }
+
+    /// [`Symbols::get`] of a group id; `None` for an empty one (an empty dictionary entry:
+    /// its text is read only when the code is not remembered, as empty entries are not).
+    #[inline]
+    fn get_id(&mut self, id: &GroupId, code: Code, shared: &SharedInterner) -> Option<Sym> {
+        let seen = &mut self.seen;
+        let mut intern = || {
+            let s = id.text();
+            (!s.is_empty()).then(|| seen.get(s, shared))
+        };
+        if code.is_none() {
+            intern()
+        } else {
+            self.codes.get(code, intern)
         }
     }
 }
@@ -391,9 +415,10 @@ impl CodeMemo {
         syms
     }
 
-    /// The symbol of `code` (not `Code::NONE`), from `intern` the first time.
+    /// The symbol of `code` (not `Code::NONE`), from `intern` the first time; `None` (not
+    /// remembered) when `intern` gives none.
     #[inline]
-    fn get(&mut self, code: Code, intern: impl FnOnce() -> Sym) -> Sym {
+    fn get(&mut self, code: Code, intern: impl FnOnce() -> Option<Sym>) -> Option<Sym> {
         let (dict, syms) = &mut self.slots[code.dict as usize % 8];
         if *dict != code.dict {
             *dict = code.dict;
@@ -404,9 +429,9 @@ impl CodeMemo {
             syms.resize(e + 1, Self::UNSET);
         }
         if syms[e] == Self::UNSET {
-            syms[e] = intern();
+            syms[e] = intern()?;
         }
-        syms[e]
+        Some(syms[e])
     }
 }
 
@@ -1439,7 +1464,7 @@ const ONE_PASS_BYTES: usize = 160 << 20;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::DedupKey;
+    use crate::normalize::{DedupKey, DictStrings};
     use crate::tables::GroupDay;
 
     fn attributor() -> Attributor {
@@ -1572,6 +1597,23 @@ path = "out"
             beta,
             "uncoded, the same"
         );
+        // Ids as dictionary entries, their text read only when not remembered: an empty
+        // entry is no id, remembered or not.
+        let values = arrow_array::StringArray::from(vec![Some("acme"), Some("beta"), Some(""), None]);
+        let entry = |e| GroupId::Entry(DictStrings::Utf8(&values), e);
+        b.dictionary(DictOf::GroupIds, 1, &["acme", "beta", "", ""]);
+        let primed: Vec<_> = (0..4)
+            .map(|e| b.groups.get_id(&entry(e), code(1, e), &strings.groups))
+            .collect();
+        b.dictionary(DictOf::GroupIds, 9, &["gamma"]);
+        let looked_up: Vec<_> = (0..4)
+            .map(|e| b.groups.get_id(&entry(e), code(1, e), &strings.groups))
+            .collect();
+        assert_eq!(primed, [Some(acme), Some(beta), None, None]);
+        assert_eq!(looked_up, primed);
+        let empty = GroupId::Text(Cow::Borrowed(""));
+        assert_eq!(b.groups.get_id(&empty, Code::NONE, &strings.groups), None);
+        assert_eq!(strings.groups.get(""), None, "never interned");
         // The thread's memory goes on to its next file.
         let mut next = attr.batch();
         next.adopt(b.release());

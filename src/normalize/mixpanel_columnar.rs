@@ -33,7 +33,7 @@ use arrow_schema::{DataType, TimeUnit};
 use super::mixpanel_fast::{
     int_epoch_us, ms_us, text_epoch_us, text_ms_us, GroupIds, PropsReader, Scratch as PropsScratch,
 };
-use super::{Code, DictOf, EventContext, EventRef, OnDictionary};
+use super::{Code, DictOf, DictStrings, EventContext, EventRef, OnDictionary};
 use crate::sources::JSON_TEXT_COLUMNS;
 
 /// Top-level names `mixpanel::event` may read besides the event name, the group keys and
@@ -428,6 +428,29 @@ impl<'a> Leaf<'a> {
         on_dictionary(of, *number, &entries);
     }
 
+    /// The strings of this numbered string dictionary.
+    fn dict_strings(&self) -> Option<DictStrings<'a>> {
+        let Leaf::Dict {
+            values,
+            number: Some(_),
+            keys,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        // No keys: empty values (see `Leaf::of`), read cell by cell.
+        if keys.is_empty() {
+            return None;
+        }
+        match **values {
+            Leaf::Utf8(a) => Some(DictStrings::Utf8(a)),
+            Leaf::Large(a) => Some(DictStrings::Large(a)),
+            Leaf::View(a) => Some(DictStrings::View(a)),
+            _ => None,
+        }
+    }
+
     /// [`Leaf::cell`], and where a string cell came from when this is a dictionary.
     #[inline]
     fn coded_cell(&self, i: usize) -> (Cell<'a>, Code) {
@@ -491,7 +514,12 @@ impl<'a> IdCol<'a> {
             }
         };
         out.first = values.start;
-        child.coded_cells(values, &mut out.cells, &mut out.codes);
+        out.strings = child.dict_strings();
+        match out.strings {
+            // A row's entry is all it takes (see `GroupId::Entry`): no cells.
+            Some(_) => out.codes.extend(values.map(|i| child.code(i))),
+            None => child.coded_cells(values, &mut out.cells, &mut out.codes),
+        }
     }
 
     /// Adds row `i`'s ids for key `k` from `cells` (filled for a run holding `i`); `None`:
@@ -510,8 +538,20 @@ impl<'a> IdCol<'a> {
             }
             IdCol::List(..) | IdCol::LargeList(..) => 0..0,
         };
-        for j in span {
-            push_cell((cells.cells[j], cells.codes[j]), k, ids)?;
+        match cells.strings {
+            Some(strings) => {
+                for &code in &cells.codes[span] {
+                    // No code: a null.
+                    if !code.is_none() {
+                        ids.push_entry(k, strings, code);
+                    }
+                }
+            }
+            None => {
+                for j in span {
+                    push_cell((cells.cells[j], cells.codes[j]), k, ids)?;
+                }
+            }
         }
         Some(())
     }
@@ -520,8 +560,10 @@ impl<'a> IdCol<'a> {
 /// One group-key column's cells for a run of rows (see [`IdCol::fill`]).
 #[derive(Default)]
 struct IdCells<'a> {
+    /// Empty when the column is a numbered string dictionary (`strings`).
     cells: Vec<Cell<'a>>,
     codes: Vec<Code>,
+    strings: Option<DictStrings<'a>>,
     /// Index in the column (a list column's values) of `cells[0]`.
     first: usize,
 }
@@ -824,7 +866,9 @@ mod tests {
     use arrow_array::builder::{
         Int64Builder, LargeListBuilder, ListBuilder, StringBuilder, StringDictionaryBuilder, UInt64Builder,
     };
-    use arrow_array::{ArrayRef, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray};
+    use arrow_array::{
+        ArrayRef, DictionaryArray, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+    };
     use arrow_schema::{Field, Schema};
     use proptest::prelude::*;
     use serde_json::Value;
@@ -1194,7 +1238,7 @@ mod tests {
                 e.group_codes
                     .iter()
                     .zip(e.groups)
-                    .map(|(c, (_, g))| (DictOf::GroupIds, *c, g.as_ref())),
+                    .map(|(c, (_, g))| (DictOf::GroupIds, *c, g.text())),
             );
             for (of, code, s) in strings.filter(|(_, c, _)| !c.is_none()) {
                 // The string is its dictionary's entry, announced for what it is.
@@ -1354,6 +1398,71 @@ mod tests {
             time_unit in 0u8..5,
         ) {
             hooked_equals_general(&flat_batch(&rows, ints, dict, large, time_unit), &keys());
+        }
+    }
+
+    /// A row's `company_id` list (null: none) and `team_id`, as dictionary keys.
+    type DictRow = (Option<Vec<Option<usize>>>, Option<usize>);
+
+    /// Group ids from dictionaries are handed on as entries (`GroupId::Entry`); entries that
+    /// repeat a string, empty and null ones included.
+    fn dictionary_id_batch(values: &[Option<String>], rows: &[DictRow]) -> RecordBatch {
+        let n = rows.len();
+        let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let values: ArrayRef = Arc::new(StringArray::from(values.to_vec()));
+        let dict = |keys: Vec<Option<usize>>| -> ArrayRef {
+            let keys = Int32Array::from(keys.into_iter().map(|k| k.map(|k| k as i32)).collect::<Vec<_>>());
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone()).unwrap())
+        };
+        let mut offsets = vec![0i32];
+        let mut list_keys = Vec::new();
+        for (list, _) in rows {
+            list_keys.extend(list.iter().flatten().copied());
+            offsets.push(list_keys.len() as i32);
+        }
+        let company = ListArray::try_new(
+            Arc::new(Field::new("item", dict_type, true)),
+            arrow_buffer::OffsetBuffer::new(offsets.into()),
+            dict(list_keys),
+            Some(NullBuffer::from_iter(rows.iter().map(|(l, _)| l.is_some()))),
+        )
+        .unwrap();
+        let text = |f: &dyn Fn(usize) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values((0..n).map(f))) };
+        batch(vec![
+            ("event", text(&|_| "e".to_string())),
+            ("distinct_id", text(&|i| format!("u{}", i % 3))),
+            (
+                "time",
+                Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| 1_700_000_000 + i))),
+            ),
+            ("$insert_id", text(&|i| format!("i{i}"))),
+            ("company_id", Arc::new(company)),
+            ("team_id", dict(rows.iter().map(|(_, t)| *t).collect())),
+        ])
+    }
+
+    proptest! {
+        #[test]
+        fn dictionary_ids_agree_with_general_path(
+            values in prop::collection::vec(
+                prop::option::weighted(0.9, prop_oneof![Just(String::new()), "[ab]{1,2}"]),
+                1..6,
+            ),
+            rows in prop::collection::vec(
+                (
+                    prop::option::weighted(0.9, prop::collection::vec(prop::option::weighted(0.8, 0usize..6), 0..4)),
+                    prop::option::weighted(0.8, 0usize..6),
+                ),
+                1..30,
+            ),
+        ) {
+            let m = values.len();
+            let rows: Vec<_> = rows
+                .into_iter()
+                .map(|(l, t)| (l.map(|l| l.into_iter().map(|k| k.map(|k| k % m)).collect()), t.map(|t| t % m)))
+                .collect();
+            let b = dictionary_id_batch(&values, &rows);
+            prop_assert_eq!(check(&b, &keys()), (rows.len(), 0));
         }
     }
 

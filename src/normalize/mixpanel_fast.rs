@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::Number;
 
 use super::values::parse_iso_us;
-use super::{Code, DedupRef, EventContext, EventRef, RawEvent};
+use super::{Code, DedupRef, DictStrings, EventContext, EventRef, GroupId, RawEvent};
 
 /// The event in `text` (an NDJSON line), or `None` to take the general path.
 pub fn event(text: &[u8], ctx: &EventContext) -> Option<RawEvent> {
@@ -106,7 +106,7 @@ pub(crate) fn write_number(out: &mut String, n: &Number) {
 /// recycled `String`s, so that a long run of events allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct GroupIds<'a> {
-    ids: Vec<(u16, Cow<'a, str>)>,
+    ids: Vec<(u16, GroupId<'a>)>,
     /// One per id: where it came from (`Code::NONE` if not known).
     codes: Vec<Code>,
     spare: Vec<String>,
@@ -116,7 +116,7 @@ pub(crate) struct GroupIds<'a> {
 impl<'a> GroupIds<'a> {
     pub(crate) fn clear(&mut self) {
         for (_, id) in self.ids.drain(..) {
-            if let Cow::Owned(s) = id {
+            if let GroupId::Text(Cow::Owned(s)) = id {
                 self.spare.push(s);
             }
         }
@@ -130,7 +130,7 @@ impl<'a> GroupIds<'a> {
     }
 
     fn seen(&self, id: &str) -> bool {
-        self.ids[self.key_start..].iter().any(|(_, s)| s.as_ref() == id)
+        self.ids[self.key_start..].iter().any(|(_, s)| s.text() == id)
     }
 
     /// A string id; empty strings give none.
@@ -141,9 +141,23 @@ impl<'a> GroupIds<'a> {
     /// A string id from where `code` says.
     pub(crate) fn push_coded(&mut self, k: u16, id: &'a str, code: Code) {
         if !id.is_empty() && !self.seen(id) {
-            self.ids.push((k, Cow::Borrowed(id)));
+            self.ids.push((k, GroupId::Text(Cow::Borrowed(id))));
             self.codes.push(code);
         }
+    }
+
+    /// Entry `code.entry` of `strings`, a dictionary the reader announced as `code.dict`.
+    /// Only a key's second and later ids have their text read, to be told apart from the
+    /// earlier ones (a null or empty entry is passed on, and is no id).
+    pub(crate) fn push_entry(&mut self, k: u16, strings: DictStrings<'a>, code: Code) {
+        if self.ids.len() > self.key_start {
+            let id = strings.get(code.entry);
+            if id.is_empty() || self.seen(id) {
+                return;
+            }
+        }
+        self.ids.push((k, GroupId::Entry(strings, code.entry)));
+        self.codes.push(code);
     }
 
     // A `&Cow`, not a `&str`: a borrowed id keeps its own lifetime `'a`.
@@ -156,7 +170,7 @@ impl<'a> GroupIds<'a> {
                     let mut s = self.spare.pop().unwrap_or_default();
                     s.clear();
                     s.push_str(o);
-                    self.ids.push((k, Cow::Owned(s)));
+                    self.ids.push((k, GroupId::Text(Cow::Owned(s))));
                     self.codes.push(Code::NONE);
                 }
             }
@@ -182,7 +196,7 @@ impl<'a> GroupIds<'a> {
         if s.is_empty() || self.seen(&s) {
             self.spare.push(s);
         } else {
-            self.ids.push((k, Cow::Owned(s)));
+            self.ids.push((k, GroupId::Text(Cow::Owned(s))));
             self.codes.push(Code::NONE);
         }
     }
@@ -209,7 +223,7 @@ impl<'a> GroupIds<'a> {
         }
     }
 
-    pub(crate) fn as_slice(&self) -> &[(u16, Cow<'a, str>)] {
+    pub(crate) fn as_slice(&self) -> &[(u16, GroupId<'a>)] {
         &self.ids
     }
 }

@@ -15,6 +15,7 @@ pub mod values;
 
 use std::borrow::Cow;
 
+use arrow_array::{Array, LargeStringArray, StringArray, StringViewArray};
 use serde_json::{Map, Value};
 
 use crate::job::{EventColumns, ProfileColumns, Vendor};
@@ -36,8 +37,7 @@ pub struct RawEvent {
 }
 
 /// A [`RawEvent`] borrowed from the record it was read from, so that fast paths (Arrow
-/// columns, JSON text) hand events on without allocating their strings. Group ids are
-/// `Cow`s because a numeric id has to be written out as text.
+/// columns, JSON text) hand events on without allocating their strings.
 #[derive(Debug, Clone, Copy)]
 pub struct EventRef<'a> {
     pub name: &'a str,
@@ -46,12 +46,64 @@ pub struct EventRef<'a> {
     pub time_us: i64,
     pub ingest_us: Option<i64>,
     pub dedup: DedupRef<'a>,
-    /// Candidate memberships, distinct per key, as in [`RawEvent::groups`].
-    pub groups: &'a [(u16, Cow<'a, str>)],
+    /// Candidate memberships, distinct per key, as in [`RawEvent::groups`], except that a
+    /// dictionary entry may turn out empty (then it is no membership).
+    pub groups: &'a [(u16, GroupId<'a>)],
     /// Where `name` came from, when the reader knows.
     pub name_code: Code,
     /// Where each of `groups` came from (same order), or empty when none is known.
     pub group_codes: &'a [Code],
+}
+
+/// A group id as a fast path hands it on.
+#[derive(Debug, Clone)]
+pub enum GroupId<'a> {
+    /// Its text, not empty: a `Cow` because a numeric id has to be written out as text.
+    Text(Cow<'a, str>),
+    /// An entry of a string dictionary the reader announced (the id's [`Code`] says which),
+    /// its text read only when the consumer needs it: a row's code is usually all it needs,
+    /// and reading the text for every row was a cache miss on the dictionary's offsets. A
+    /// null or empty entry is no id.
+    Entry(DictStrings<'a>, u32),
+}
+
+impl GroupId<'_> {
+    /// The id's text; empty for an entry that is no id.
+    pub fn text(&self) -> &str {
+        match self {
+            GroupId::Text(t) => t,
+            GroupId::Entry(strings, entry) => strings.get(*entry),
+        }
+    }
+
+    /// The same id, borrowed.
+    pub fn reborrow(&self) -> GroupId<'_> {
+        match self {
+            GroupId::Text(t) => GroupId::Text(Cow::Borrowed(t)),
+            GroupId::Entry(strings, entry) => GroupId::Entry(*strings, *entry),
+        }
+    }
+}
+
+/// The strings of an Arrow dictionary, by entry.
+#[derive(Debug, Clone, Copy)]
+pub enum DictStrings<'a> {
+    Utf8(&'a StringArray),
+    Large(&'a LargeStringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> DictStrings<'a> {
+    /// Entry `entry`'s string, `""` for a null one.
+    pub fn get(self, entry: u32) -> &'a str {
+        let i = entry as usize;
+        match self {
+            DictStrings::Utf8(a) if a.is_valid(i) => a.value(i),
+            DictStrings::Large(a) if a.is_valid(i) => a.value(i),
+            DictStrings::View(a) if a.is_valid(i) => a.value(i),
+            _ => "",
+        }
+    }
 }
 
 /// Where a reader got a string, when it knows: entry `entry` of the dictionary it numbered
@@ -120,7 +172,12 @@ impl EventRef<'_> {
                 DedupRef::Id(id) => DedupKey::Id(id.to_string()),
                 DedupRef::Unique => DedupKey::Unique,
             },
-            groups: self.groups.iter().map(|(k, g)| (*k, g.to_string())).collect(),
+            groups: self
+                .groups
+                .iter()
+                .filter(|(_, g)| !g.text().is_empty())
+                .map(|(k, g)| (*k, g.text().to_string()))
+                .collect(),
         }
     }
 }
