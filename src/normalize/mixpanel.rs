@@ -99,6 +99,34 @@ pub fn parquet_time_span_us(footer: &crate::sources::Footer) -> Option<(i64, i64
 }
 
 pub fn profile_op(v: &Value) -> Result<ProfileOp, String> {
+    let Checked { operator, base } = checked_profile_op(v)?;
+    let mut payload = v.get(&operator).cloned().unwrap_or(Value::Null);
+    Ok(ProfileOp {
+        op: parse_op(&operator, &mut payload)?,
+        ..base
+    })
+}
+
+/// [`profile_op`], its payload taken out of `v` (left as it was on error).
+pub fn take_profile_op(v: &mut Value) -> Result<ProfileOp, String> {
+    let Checked { operator, base } = checked_profile_op(v)?;
+    let mut none = Value::Null;
+    let payload = v.get_mut(&operator).unwrap_or(&mut none);
+    Ok(ProfileOp {
+        op: parse_op(&operator, payload)?,
+        ..base
+    })
+}
+
+/// A profile record read but for its payload.
+struct Checked {
+    operator: String,
+    /// The operation, its `op` a placeholder.
+    base: ProfileOp,
+}
+
+/// Everything of a profile record but its payload, checked.
+fn checked_profile_op(v: &Value) -> Result<Checked, String> {
     let Value::Object(obj) = v else {
         return Err(format!("profile record is a JSON {}, not an object", type_name(v)));
     };
@@ -128,54 +156,56 @@ pub fn profile_op(v: &Value) -> Result<ProfileOp, String> {
         operator = Some(k.clone());
     }
     let operator = operator.ok_or("no operator ($set, $set_once, $unset, $union, $remove or $delete)")?;
-    let payload = obj.get(&operator).cloned().unwrap_or(Value::Null);
-    let op = parse_op(&operator, payload)?;
-    Ok(ProfileOp {
+    let base = ProfileOp {
         group_key,
         group_id,
-        op,
+        op: Op::Delete,
         time_us,
         order_us: time_us,
-    })
+    };
+    Ok(Checked { operator, base })
 }
 
-/// Checks an operator's payload shape (SPEC §5) and builds the [`Op`].
-pub(crate) fn parse_op(operator: &str, payload: Value) -> Result<Op, String> {
+/// Checks an operator's payload shape (SPEC §5) and builds the [`Op`], taking the payload
+/// out of `payload` (left as it was on error, so that a reject shows the record as read).
+pub(crate) fn parse_op(operator: &str, payload: &mut Value) -> Result<Op, String> {
     let shape = |want: &str, got: &Value| format!("`{operator}` payload must be {want}, got {}", a_type(got));
     match operator {
         "$set" | "$set_once" => match payload {
-            Value::Object(m) if operator == "$set" => Ok(Op::Set(m)),
-            Value::Object(m) => Ok(Op::SetOnce(m)),
-            other => Err(shape("an object", &other)),
+            Value::Object(m) if operator == "$set" => Ok(Op::Set(std::mem::take(m))),
+            Value::Object(m) => Ok(Op::SetOnce(std::mem::take(m))),
+            other => Err(shape("an object", other)),
         },
         "$unset" => match payload {
-            Value::Array(items) => items
-                .into_iter()
-                .map(|i| match i {
-                    Value::String(s) => Ok(s),
-                    other => Err(shape("a list of property names", &other)),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Op::Unset),
-            other => Err(shape("a list of property names", &other)),
+            Value::Array(items) => {
+                if let Some(other) = items.iter().find(|i| !i.is_string()) {
+                    return Err(shape("a list of property names", other));
+                }
+                let names = items.iter_mut().filter_map(|i| match i {
+                    Value::String(s) => Some(std::mem::take(s)),
+                    _ => None,
+                });
+                Ok(Op::Unset(names.collect()))
+            }
+            other => Err(shape("a list of property names", other)),
         },
         "$union" => match payload {
             Value::Object(m) => {
                 if let Some((k, v)) = m.iter().find(|(_, v)| !v.is_array()) {
                     return Err(format!("`$union` value for `{k}` must be a list, got {}", a_type(v)));
                 }
-                Ok(Op::Union(m))
+                Ok(Op::Union(std::mem::take(m)))
             }
-            other => Err(shape("an object of lists", &other)),
+            other => Err(shape("an object of lists", other)),
         },
         "$remove" => match payload {
             Value::Object(m) => {
                 if let Some((k, _)) = m.iter().find(|(_, v)| v.is_array()) {
                     return Err(format!("`$remove` value for `{k}` must be a single value, got a list"));
                 }
-                Ok(Op::Remove(m))
+                Ok(Op::Remove(std::mem::take(m)))
             }
-            other => Err(shape("an object of single values", &other)),
+            other => Err(shape("an object of single values", other)),
         },
         "$delete" => Ok(Op::Delete),
         other => Err(format!("unknown operator `{other}`")),
@@ -289,6 +319,33 @@ mod tests {
         ] {
             let e = profile_op(&v).unwrap_err();
             assert!(e.contains(why), "{e} / {why}");
+        }
+    }
+
+    #[test]
+    fn taking_the_payload_reads_the_same_op_and_leaves_rejects_as_read() {
+        let records = [
+            json!({"$group_key":"k","$group_id":"g","$set":{"a":1,"b":[1,"x"]},"$time":1704103200}),
+            json!({"$group_key":"k","$group_id":7,"$set_once":{"a":{"b":null}}}),
+            json!({"$group_key":"k","$group_id":"g","$unset":["a","b"]}),
+            json!({"$group_key":"k","$group_id":"g","$union":{"a":[1,1,"x"]}}),
+            json!({"$group_key":"k","$group_id":"g","$remove":{"a":"x"}}),
+            json!({"$group_key":"k","$group_id":"g","$delete":null}),
+            json!({"$group_key":"k","$group_id":"g","$set":null}),
+            json!({"$group_key":"k","$group_id":"g","$set":[1]}),
+            json!({"$group_key":"k","$group_id":"g","$unset":["a",1]}),
+            json!({"$group_key":"k","$group_id":"g","$union":{"a":[1],"b":2}}),
+            json!({"$group_key":"k","$group_id":"g","$remove":{"a":1,"b":[2]}}),
+            json!({"$group_key":"k","$group_id":"g","$set":{},"$unset":["a"]}),
+            json!({"$group_key":"k","$group_id":"g","$set":{"a":1},"$time":"soon"}),
+        ];
+        for v in records {
+            let mut taken = v.clone();
+            let op = take_profile_op(&mut taken);
+            assert_eq!(op, profile_op(&v), "{v}");
+            if op.is_err() {
+                assert_eq!(taken, v, "a reject's record is left as read");
+            }
         }
     }
 }

@@ -237,6 +237,11 @@ pub struct EventContext<'a> {
 pub struct ProfileContext<'a> {
     /// Column mapping (`format = "table"` only).
     pub columns: Option<&'a ProfileColumns>,
+    /// Whether an operation may take its payload out of the record it was read from: true
+    /// when nothing is rejected once an operation is read (the record's text is then no
+    /// longer needed). Copying the payload instead was ~15% of reading 1M Mixpanel
+    /// operations.
+    pub take_payload: bool,
 }
 
 /// Normalises one event record of `vendor`. `Ok(None)`: a record that is valid but not an
@@ -251,8 +256,9 @@ pub fn event(vendor: Vendor, v: &Value, ctx: &EventContext) -> Result<Option<Raw
 }
 
 /// Normalises one profile record of `vendor`. `Ok(None)`: valid, but no operation.
-pub fn profile_op(vendor: Vendor, v: &Value, ctx: &ProfileContext) -> Result<Option<ProfileOp>, String> {
+pub fn profile_op(vendor: Vendor, v: &mut Value, ctx: &ProfileContext) -> Result<Option<ProfileOp>, String> {
     match vendor {
+        Vendor::Mixpanel if ctx.take_payload => mixpanel::take_profile_op(v).map(Some),
         Vendor::Mixpanel => mixpanel::profile_op(v).map(Some),
         Vendor::Posthog => posthog::profile_op(v),
         Vendor::Segment => segment::profile_op(v),

@@ -169,11 +169,11 @@ pub fn profile_op(v: &Value) -> Result<Option<ProfileOp>, String> {
     } else {
         // PostHog emits this audit event itself with person processing off, so the flag
         // does not apply here.
-        let payload = props.get("$group_unset").cloned().unwrap_or(Value::Null);
+        let mut payload = props.get("$group_unset").cloned().unwrap_or(Value::Null);
         if payload.is_null() {
             return Err("missing `properties.$group_unset`".into());
         }
-        parse_op("$unset", payload).map_err(|e| format!("`properties.$group_unset`: {e}"))?
+        parse_op("$unset", &mut payload).map_err(|e| format!("`properties.$group_unset`: {e}"))?
     };
     Ok(Some(ProfileOp {
         group_key,

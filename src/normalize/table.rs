@@ -137,7 +137,7 @@ pub fn profile_op(v: &Value, ctx: &ProfileContext) -> Result<ProfileOp, String> 
             ))
         }
     };
-    let payload = match top.get(&cols.value) {
+    let mut payload = match top.get(&cols.value) {
         _ if operator == "$delete" => Value::Null,
         None => Value::Null,
         Some(Value::String(s)) => {
@@ -145,7 +145,7 @@ pub fn profile_op(v: &Value, ctx: &ProfileContext) -> Result<ProfileOp, String> 
         }
         Some(v) => v.clone(),
     };
-    let op = parse_op(&operator, payload)?;
+    let op = parse_op(&operator, &mut payload)?;
     Ok(ProfileOp {
         group_key,
         group_id,
@@ -267,7 +267,10 @@ mod tests {
 
     fn op(v: Value) -> Result<ProfileOp, String> {
         let cols = pcols();
-        profile_op(&v, &ProfileContext { columns: Some(&cols) })
+        profile_op(&v, &ProfileContext {
+                columns: Some(&cols),
+                take_payload: false,
+            })
     }
 
     #[test]
@@ -310,7 +313,10 @@ mod tests {
             let e = op(v).unwrap_err();
             assert!(e.contains(why), "{e} / {why}");
         }
-        let e = profile_op(&json!({}), &ProfileContext { columns: None }).unwrap_err();
+        let e = profile_op(&json!({}), &ProfileContext {
+                columns: None,
+                take_payload: false,
+            }).unwrap_err();
         assert!(e.contains("[profiles.columns]"), "{e}");
     }
 }

@@ -336,10 +336,12 @@ fn read_profiles(
     let Some(p) = &job.profiles else { return Ok(read) };
     let ctx = ProfileContext {
         columns: p.columns.as_ref(),
+        // `order = "time"` rejects an operation without a time after it is read.
+        take_payload: p.order == FoldOrder::Arrival,
     };
     let parse = |f: &InputFile, rec: Record, bad: &mut Vec<Reject>| -> Option<ProfileOp> {
         match rec.value {
-            Ok(v) => match normalize::profile_op(p.format, &v, &ctx) {
+            Ok(mut v) => match normalize::profile_op(p.format, &mut v, &ctx) {
                 Ok(Some(op)) if p.order == FoldOrder::Time && op.order_us.is_none() => {
                     bad.push(reject_of(
                         Stream::Profiles,
