@@ -267,10 +267,13 @@ mod tests {
 
     fn op(v: Value) -> Result<ProfileOp, String> {
         let cols = pcols();
-        profile_op(&v, &ProfileContext {
+        profile_op(
+            &v,
+            &ProfileContext {
                 columns: Some(&cols),
                 take_payload: false,
-            })
+            },
+        )
     }
 
     #[test]
@@ -313,10 +316,14 @@ mod tests {
             let e = op(v).unwrap_err();
             assert!(e.contains(why), "{e} / {why}");
         }
-        let e = profile_op(&json!({}), &ProfileContext {
+        let e = profile_op(
+            &json!({}),
+            &ProfileContext {
                 columns: None,
                 take_payload: false,
-            }).unwrap_err();
+            },
+        )
+        .unwrap_err();
         assert!(e.contains("[profiles.columns]"), "{e}");
     }
 }
