@@ -23,8 +23,8 @@ use std::ops::Range;
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{
-    Array, Int16Array, Int32Array, Int64Array, Int8Array, LargeListArray, LargeStringArray, ListArray, PrimitiveArray,
-    RecordBatch, StringArray, StringViewArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
+    Array, DictionaryArray, Int16Array, Int32Array, Int64Array, Int8Array, LargeListArray, LargeStringArray, ListArray,
+    PrimitiveArray, RecordBatch, StringArray, StringViewArray, UInt16Array, UInt32Array, UInt64Array, UInt8Array,
 };
 use arrow_buffer::NullBuffer;
 use arrow_data::ArrayData;
@@ -171,17 +171,44 @@ enum Leaf<'a> {
     View(&'a StringViewArray),
     Int(Ints<'a>),
     Stamp(Stamps<'a>),
-    /// A dictionary of a leaf type, keys normalized once per batch as the general path
-    /// normalizes them.
+    /// A dictionary of a leaf type.
     Dict {
         /// The dictionary's nulls (its keys'), taken out once: `Array::is_null` on the
         /// dictionary would be a virtual call per row.
         nulls: Option<NullBuffer>,
-        keys: Vec<usize>,
+        keys: Keys<'a>,
         values: Box<Leaf<'a>>,
         /// Its number in the file's [`Dicts`], when its values are strings.
         number: Option<u32>,
     },
+}
+
+/// A dictionary's keys, as `usize`s where the key is not null.
+#[derive(Debug)]
+enum Keys<'a> {
+    /// What the Parquet reader gives, read in place: normalizing them cost a pass writing
+    /// 8 bytes a row, per dictionary column and batch.
+    I32(&'a [i32]),
+    /// Any other key type, normalized once per batch as the general path normalizes them.
+    Normalized(Vec<usize>),
+}
+
+impl Keys<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            // A null slot's key may be anything; callers check nulls before using it.
+            Keys::I32(k) => k.get(i).map(|&k| k as usize),
+            Keys::Normalized(k) => k.get(i).copied(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Keys::I32(k) => k.is_empty(),
+            Keys::Normalized(k) => k.is_empty(),
+        }
+    }
 }
 
 /// Binds `$get` to a closure reading one cell of `$leaf` (`usize -> Cell`) and evaluates
@@ -307,9 +334,11 @@ impl<'a> Leaf<'a> {
                 // `normalized_keys` panics on empty values; then every key is null (or
                 // the array is invalid, and its rows are declined).
                 let keys = if d.values().is_empty() {
-                    Vec::new()
+                    Keys::Normalized(Vec::new())
+                } else if let Some(d) = a.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+                    Keys::I32(d.keys().values())
                 } else {
-                    d.normalized_keys()
+                    Keys::Normalized(d.normalized_keys())
                 };
                 Leaf::Dict {
                     nulls: a.nulls().cloned(),
@@ -372,16 +401,11 @@ fn stamp_cell<T: ArrowPrimitiveType<Native = i64>>(
 
 /// A dictionary's cell `i`, its value read by `value` from the key.
 #[inline]
-fn dict_cell<'a>(
-    nulls: &Option<NullBuffer>,
-    keys: &[usize],
-    i: usize,
-    value: impl FnOnce(usize) -> Cell<'a>,
-) -> Cell<'a> {
+fn dict_cell<'a>(nulls: &Option<NullBuffer>, keys: &Keys, i: usize, value: impl FnOnce(usize) -> Cell<'a>) -> Cell<'a> {
     if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
         Cell::Null
     } else {
-        keys.get(i).map_or(Cell::Bad, |&k| value(k))
+        keys.get(i).map_or(Cell::Bad, value)
     }
 }
 
@@ -396,7 +420,7 @@ impl<'a> Leaf<'a> {
                 number: Some(number),
                 ..
             } => match keys.get(i) {
-                Some(&k) if !nulls.as_ref().is_some_and(|n| n.is_null(i)) => Code {
+                Some(k) if !nulls.as_ref().is_some_and(|n| n.is_null(i)) => Code {
                     dict: *number,
                     entry: k as u32,
                 },
@@ -866,9 +890,7 @@ mod tests {
     use arrow_array::builder::{
         Int64Builder, LargeListBuilder, ListBuilder, StringBuilder, StringDictionaryBuilder, UInt64Builder,
     };
-    use arrow_array::{
-        ArrayRef, DictionaryArray, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
-    };
+    use arrow_array::{ArrayRef, TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray};
     use arrow_schema::{Field, Schema};
     use proptest::prelude::*;
     use serde_json::Value;
@@ -1406,13 +1428,21 @@ mod tests {
 
     /// Group ids from dictionaries are handed on as entries (`GroupId::Entry`); entries that
     /// repeat a string, empty and null ones included.
-    fn dictionary_id_batch(values: &[Option<String>], rows: &[DictRow]) -> RecordBatch {
+    /// `narrow`: UInt16 keys (normalized), else Int32 (what the Parquet reader gives, read
+    /// in place).
+    fn dictionary_id_batch(values: &[Option<String>], rows: &[DictRow], narrow: bool) -> RecordBatch {
         let n = rows.len();
-        let dict_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        let key_type = if narrow { DataType::UInt16 } else { DataType::Int32 };
+        let dict_type = DataType::Dictionary(Box::new(key_type), Box::new(DataType::Utf8));
         let values: ArrayRef = Arc::new(StringArray::from(values.to_vec()));
         let dict = |keys: Vec<Option<usize>>| -> ArrayRef {
-            let keys = Int32Array::from(keys.into_iter().map(|k| k.map(|k| k as i32)).collect::<Vec<_>>());
-            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone()).unwrap())
+            if narrow {
+                let keys = UInt16Array::from(keys.into_iter().map(|k| k.map(|k| k as u16)).collect::<Vec<_>>());
+                Arc::new(DictionaryArray::<UInt16Type>::try_new(keys, values.clone()).unwrap())
+            } else {
+                let keys = Int32Array::from(keys.into_iter().map(|k| k.map(|k| k as i32)).collect::<Vec<_>>());
+                Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone()).unwrap())
+            }
         };
         let mut offsets = vec![0i32];
         let mut list_keys = Vec::new();
@@ -1455,13 +1485,14 @@ mod tests {
                 ),
                 1..30,
             ),
+            narrow in any::<bool>(),
         ) {
             let m = values.len();
             let rows: Vec<_> = rows
                 .into_iter()
                 .map(|(l, t)| (l.map(|l| l.into_iter().map(|k| k.map(|k| k % m)).collect()), t.map(|t| t % m)))
                 .collect();
-            let b = dictionary_id_batch(&values, &rows);
+            let b = dictionary_id_batch(&values, &rows, narrow);
             prop_assert_eq!(check(&b, &keys()), (rows.len(), 0));
         }
     }
