@@ -165,7 +165,7 @@ struct OwnDay {
 impl OwnDay {
     /// 128 rows (10 KiB of events) stay in the first-level cache until they are added. With
     /// 4096 (320 KiB) the rows were written out of cache and read back: three days of the
-    /// 100M workload had 11% more second-level misses in cachegrind (66.3M against 58.7M
+    /// 100M workload had 13% more second-level misses in cachegrind (66.3M against 58.7M
     /// with a 1 MiB cache), and 8% more first-level ones than with 128.
     const PENDING: usize = 128;
 
