@@ -99,30 +99,38 @@ pub fn parquet_time_span_us(footer: &crate::sources::Footer) -> Option<(i64, i64
 }
 
 pub fn profile_op(v: &Value) -> Result<ProfileOp, String> {
-    let Checked { operator, base } = checked_profile_op(v)?;
-    let mut payload = v.get(&operator).cloned().unwrap_or(Value::Null);
-    Ok(ProfileOp {
-        op: parse_op(&operator, &mut payload)?,
-        ..base
-    })
+    let checked = checked_profile_op(v)?;
+    let mut payload = v.get(&checked.operator).cloned().unwrap_or(Value::Null);
+    let op = parse_op(&checked.operator, &mut payload)?;
+    Ok(checked.with(op))
 }
 
 /// [`profile_op`], its payload taken out of `v` (left as it was on error).
 pub fn take_profile_op(v: &mut Value) -> Result<ProfileOp, String> {
-    let Checked { operator, base } = checked_profile_op(v)?;
+    let checked = checked_profile_op(v)?;
     let mut none = Value::Null;
-    let payload = v.get_mut(&operator).unwrap_or(&mut none);
-    Ok(ProfileOp {
-        op: parse_op(&operator, payload)?,
-        ..base
-    })
+    let op = parse_op(&checked.operator, v.get_mut(&checked.operator).unwrap_or(&mut none))?;
+    Ok(checked.with(op))
 }
 
-/// A profile record read but for its payload.
+/// A profile record's fields but its payload.
 struct Checked {
+    group_key: String,
+    group_id: String,
+    time_us: Option<i64>,
     operator: String,
-    /// The operation, its `op` a placeholder.
-    base: ProfileOp,
+}
+
+impl Checked {
+    fn with(self, op: Op) -> ProfileOp {
+        ProfileOp {
+            group_key: self.group_key,
+            group_id: self.group_id,
+            op,
+            time_us: self.time_us,
+            order_us: self.time_us,
+        }
+    }
 }
 
 /// Everything of a profile record but its payload, checked.
@@ -156,14 +164,12 @@ fn checked_profile_op(v: &Value) -> Result<Checked, String> {
         operator = Some(k.clone());
     }
     let operator = operator.ok_or("no operator ($set, $set_once, $unset, $union, $remove or $delete)")?;
-    let base = ProfileOp {
+    Ok(Checked {
         group_key,
         group_id,
-        op: Op::Delete,
         time_us,
-        order_us: time_us,
-    };
-    Ok(Checked { operator, base })
+        operator,
+    })
 }
 
 /// Checks an operator's payload shape (SPEC §5) and builds the [`Op`], taking the payload
