@@ -12,7 +12,7 @@ use super::values::{
 use super::{DedupKey, EventContext, Op, ProfileOp, RawEvent};
 
 /// Keys of a `/groups` body that are metadata, not operators.
-const OP_METADATA: [&str; 12] = [
+pub(super) const OP_METADATA: [&str; 12] = [
     "$token",
     "$group_key",
     "$group_id",
@@ -100,8 +100,8 @@ pub fn parquet_time_span_us(footer: &crate::sources::Footer) -> Option<(i64, i64
 
 pub fn profile_op(v: &Value) -> Result<ProfileOp, String> {
     let checked = checked_profile_op(v)?;
-    let mut payload = v.get(&checked.operator).cloned().unwrap_or(Value::Null);
-    let op = parse_op(&checked.operator, &mut payload)?;
+    let mut payload = v.get(checked.operator).cloned().unwrap_or(Value::Null);
+    let op = parse_op(checked.operator, &mut payload)?;
     Ok(checked.with(op))
 }
 
@@ -109,20 +109,23 @@ pub fn profile_op(v: &Value) -> Result<ProfileOp, String> {
 pub fn take_profile_op(v: &mut Value) -> Result<ProfileOp, String> {
     let checked = checked_profile_op(v)?;
     let mut none = Value::Null;
-    let op = parse_op(&checked.operator, v.get_mut(&checked.operator).unwrap_or(&mut none))?;
+    let op = parse_op(checked.operator, v.get_mut(checked.operator).unwrap_or(&mut none))?;
     Ok(checked.with(op))
 }
 
+/// The operators of a `/groups` body.
+pub(super) const OPERATORS: [&str; 6] = ["$set", "$set_once", "$unset", "$union", "$remove", "$delete"];
+
 /// A profile record's fields but its payload.
-struct Checked {
-    group_key: String,
-    group_id: String,
-    time_us: Option<i64>,
-    operator: String,
+pub(super) struct Checked {
+    pub(super) group_key: String,
+    pub(super) group_id: String,
+    pub(super) time_us: Option<i64>,
+    pub(super) operator: &'static str,
 }
 
 impl Checked {
-    fn with(self, op: Op) -> ProfileOp {
+    pub(super) fn with(self, op: Op) -> ProfileOp {
         ProfileOp {
             group_key: self.group_key,
             group_id: self.group_id,
@@ -147,21 +150,18 @@ fn checked_profile_op(v: &Value) -> Result<Checked, String> {
     let group_id = required_id("$group_id", obj.get("$group_id"))?;
     let time_us = epoch_auto_us(obj.get("$time")).map_err(|e| format!("`$time`: {e}"))?;
 
-    let mut operator: Option<String> = None;
+    let mut operator: Option<&'static str> = None;
     for k in obj.keys() {
         if !k.starts_with('$') || OP_METADATA.contains(&k.as_str()) {
             continue;
         }
-        if !matches!(
-            k.as_str(),
-            "$set" | "$set_once" | "$unset" | "$union" | "$remove" | "$delete"
-        ) {
+        let Some(&op) = OPERATORS.iter().find(|o| **o == k) else {
             return Err(format!("unknown operator `{k}`"));
-        }
-        if let Some(first) = &operator {
+        };
+        if let Some(first) = operator {
             return Err(format!("two operators in one record (`{first}` and `{k}`)"));
         }
-        operator = Some(k.clone());
+        operator = Some(op);
     }
     let operator = operator.ok_or("no operator ($set, $set_once, $unset, $union, $remove or $delete)")?;
     Ok(Checked {

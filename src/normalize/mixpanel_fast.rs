@@ -21,10 +21,11 @@ use std::ops::Range;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::Number;
+use serde_json::{Number, Value};
 
-use super::values::parse_iso_us;
-use super::{Code, DedupRef, DictStrings, EventContext, EventRef, GroupId, RawEvent};
+use super::mixpanel::{parse_op, Checked, OPERATORS, OP_METADATA};
+use super::values::{epoch_auto_us, number_text, parse_iso_us};
+use super::{Code, DedupRef, DictStrings, EventContext, EventRef, GroupId, ProfileOp, RawEvent};
 
 /// The event in `text` (an NDJSON line), or `None` to take the general path.
 pub fn event(text: &[u8], ctx: &EventContext) -> Option<RawEvent> {
@@ -326,7 +327,8 @@ impl<'k> PropsReader<'k> {
     /// JSON, or another shape (other top-level fields could be read by the lookup).
     fn parse_record<'a>(&self, text: &'a [u8], s: &mut Scratch<'a>) -> bool {
         self.reset(s);
-        let mut de = serde_json::Deserializer::from_slice(text);
+        let Some(text) = utf8(text) else { return false };
+        let mut de = serde_json::Deserializer::from_str(text);
         let seed = RecordSeed {
             names: &self.names,
             name: &mut s.name,
@@ -434,6 +436,13 @@ impl<'k> PropsReader<'k> {
         }
         Some(ids.event(name, Code::NONE, user, time_us, ingest_us, insert_id))
     }
+}
+
+/// `text` as a `str`. Checked whole, once: from bytes, serde_json checks each string as
+/// it meets it, a call a string (12% of reading Mixpanel profile operations). Text that is
+/// not UTF-8 is declined: the general path rejects it.
+fn utf8(text: &[u8]) -> Option<&str> {
+    std::str::from_utf8(text).ok()
 }
 
 /// Checks any JSON value as strictly as building a `Value` would, keeping nothing.
@@ -663,6 +672,101 @@ impl<'de: 'a, 'a> Visitor<'de> for RecordSeed<'_, 'a> {
     }
 }
 
+// ---- Profile operations -------------------------------------------------------------------
+
+/// The operation in `text` (an NDJSON `/groups` body), or `None` to take the general path
+/// ([`super::mixpanel::profile_op`]), which owns every error message. The record is read
+/// without a `Value` tree of its own: its metadata is checked and skipped, and only the
+/// group key, id, time and payload are kept. Building the tree (a map of six keys, each
+/// allocated) was about half of reading a million operations.
+pub fn profile_op(text: &[u8]) -> Option<ProfileOp> {
+    let mut de = serde_json::Deserializer::from_str(utf8(text)?);
+    let fields = OpSeed.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    fields.into_op()
+}
+
+/// The fields of a `/groups` body the operation is made of, as read.
+#[derive(Default)]
+struct OpFields {
+    group_key: Option<Value>,
+    group_id: Option<Value>,
+    time: Option<Value>,
+    op: Option<(&'static str, Value)>,
+}
+
+impl OpFields {
+    /// `mixpanel::checked_profile_op` and `parse_op` on the fields, for records they accept.
+    fn into_op(self) -> Option<ProfileOp> {
+        let group_key = match self.group_key? {
+            Value::String(s) if !s.is_empty() => s,
+            _ => return None,
+        };
+        // `values::required_id`, moving the text instead of copying it.
+        let group_id = match self.group_id? {
+            Value::String(s) if !s.is_empty() => s,
+            Value::Number(n) => number_text(&n),
+            _ => return None,
+        };
+        let time_us = epoch_auto_us(self.time.as_ref()).ok()?;
+        let (operator, mut payload) = self.op?;
+        let op = parse_op(operator, &mut payload).ok()?;
+        let checked = Checked {
+            group_key,
+            group_id,
+            time_us,
+            operator,
+        };
+        Some(checked.with(op))
+    }
+}
+
+/// A `/groups` body. A repeated field, an unknown `$` key or a second operator fails the
+/// parse (the general path words the reject, or reads the last of repeated keys).
+struct OpSeed;
+
+impl<'de> DeserializeSeed<'de> for OpSeed {
+    type Value = OpFields;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<OpFields, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OpSeed {
+    type Value = OpFields;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OpFields, A::Error> {
+        let mut f = OpFields::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            let slot = match &*key {
+                "$group_key" => &mut f.group_key,
+                "$group_id" => &mut f.group_id,
+                "$time" => &mut f.time,
+                k if !k.starts_with('$') || OP_METADATA.contains(&k) => {
+                    map.next_value::<Skip>()?;
+                    continue;
+                }
+                k => match OPERATORS.iter().find(|o| **o == k) {
+                    Some(&op) if f.op.is_none() => {
+                        f.op = Some((op, map.next_value()?));
+                        continue;
+                    }
+                    _ => return Err(de::Error::custom("an unknown key or a second operator")),
+                },
+            };
+            if slot.is_some() {
+                return Err(de::Error::custom("a repeated field"));
+            }
+            *slot = Some(map.next_value()?);
+        }
+        Ok(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -837,6 +941,142 @@ mod tests {
             let mut s = String::new();
             write_number(&mut s, &n);
             assert_eq!(s, super::super::values::number_text(&n));
+        }
+    }
+    // ---- Profile operations ----
+
+    /// The general path on `text`, both ways it reads a record: copying the payload, and
+    /// taking it. `Err`: rejected (or not JSON).
+    fn slow_op(text: &[u8]) -> Result<ProfileOp, String> {
+        let mut v: Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        let copied = super::super::mixpanel::profile_op(&v);
+        let taken = super::super::mixpanel::take_profile_op(&mut v);
+        assert_eq!(copied, taken, "{}", String::from_utf8_lossy(text));
+        copied
+    }
+
+    /// A value of any shape an operation's fields or payload may hold.
+    fn op_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            3 => scalar(),
+            1 => Just(json!("")),
+            1 => Just(json!(1704067207.62)),
+            1 => Just(json!("cé\"")),
+            2 => prop::collection::vec(scalar(), 0..3).prop_map(Value::from),
+            2 => prop::collection::btree_map("[a-c]", scalar(), 0..3).prop_map(|m| json!(m)),
+            2 => prop::collection::btree_map("[a-c]", prop::collection::vec(scalar(), 0..3), 0..3)
+                .prop_map(|m| json!(m)),
+            1 => Just(json!(["x", "y"])),
+        ]
+    }
+
+    /// A key of a `/groups` body, written as JSON text (some with escapes).
+    fn op_key() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            3 => Just(r#""$group_key""#),
+            3 => Just(r#""$group_id""#),
+            2 => Just(r#""$time""#),
+            2 => Just(r#""$set""#),
+            1 => Just(r#""$set_once""#),
+            1 => Just(r#""$unset""#),
+            1 => Just(r#""$union""#),
+            1 => Just(r#""$remove""#),
+            1 => Just(r#""$delete""#),
+            1 => Just(r#""$token""#),
+            1 => Just(r#""$ip""#),
+            1 => Just(r#""name""#),
+            1 => Just(r#""$other""#),
+            1 => Just(r#""\u0024set""#),
+            1 => Just(r#""\u0024group_id""#),
+        ]
+    }
+
+    /// Whether `text`'s object repeats a key the operation is read from (the fast path
+    /// declines those; the general path reads the last).
+    fn repeats_a_field(text: &str) -> bool {
+        let mut seen = Vec::new();
+        let mut de = serde_json::Deserializer::from_str(text);
+        struct Keys<'s>(&'s mut Vec<String>);
+        impl<'de> Visitor<'de> for Keys<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while let Some(k) = map.next_key_seed(Key)? {
+                    self.0.push(k.into_owned());
+                    map.next_value::<Skip>()?;
+                }
+                Ok(())
+            }
+        }
+        if de.deserialize_map(Keys(&mut seen)).is_err() {
+            return false;
+        }
+        let kept =
+            |k: &&String| ["$group_key", "$group_id", "$time"].contains(&k.as_str()) || OPERATORS.contains(&k.as_str());
+        let kept: Vec<&String> = seen.iter().filter(kept).collect();
+        (1..kept.len()).any(|i| kept[..i].contains(&kept[i]))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// The fast path gives what the general path gives, and declines only what the
+        /// general path rejects, or a record that repeats one of its fields.
+        #[test]
+        fn profile_fast_path_agrees_with_general_path(
+            fields in prop::collection::vec((op_key(), op_value()), 0..7),
+            valid in prop_oneof![Just(None), (0usize..5).prop_map(Some)],
+            cut in prop_oneof![9 => Just(None), 1 => (0usize..80).prop_map(Some)],
+        ) {
+            // Most records start from a valid body, so that the fields above vary it.
+            let mut parts: Vec<String> = Vec::new();
+            if let Some(op) = valid {
+                let payload = [r#"{"name":"A","n":1}"#, r#"{"a":1}"#, r#"["a","b"]"#, r#"{"t":["x",2]}"#, "null"][op];
+                let operator = ["$set", "$set_once", "$unset", "$union", "$delete"][op];
+                parts.push(r#""$group_key":"company_id","$group_id":"c1","$time":1704067200"#.into());
+                parts.push(format!(r#""{operator}":{payload}"#));
+            }
+            for (k, v) in &fields {
+                parts.push(format!("{k}:{v}"));
+            }
+            let mut text = format!("{{{}}}", parts.join(",")).into_bytes();
+            // A cut record, maybe inside a character: not JSON, or not UTF-8.
+            if let Some(at) = cut {
+                text.truncate(at.min(text.len()));
+            }
+            let general = slow_op(&text);
+            let shown = String::from_utf8_lossy(&text);
+            match profile_op(&text) {
+                Some(fast) => prop_assert_eq!(Ok(fast), general, "{}", shown),
+                None => prop_assert!(general.is_err() || repeats_a_field(&shown), "declined {}: {:?}", shown, general),
+            }
+        }
+    }
+
+    #[test]
+    fn profile_fast_path_reads_every_operator() {
+        for text in [
+            r#"{"$token":"t","$group_key":"company_id","$group_id":"c1","$set":{"name":"C","seats":3},"$time":1704067200}"#,
+            r#"{"$group_key":"team_id","$group_id":7,"$set_once":{"first":"2024-01-01"},"$time":1704067207.620}"#,
+            r#"{"$group_key":"company_id","$group_id":"c\u00e9","$unset":["plan"],"$time":"2024-01-01T00:00:00Z"}"#,
+            r#"{"$group_key":"company_id","$group_id":"c2","$union":{"tags":["a","b"]},"$ip":"1.2.3.4"}"#,
+            r#"{"$group_key":"company_id","$group_id":"c2","$remove":{"tags":"a"},"$time":null,"x":[1,{"y":2}]}"#,
+            r#"{"$group_key":"company_id","$group_id":"c2","$delete":"","$time":1704067200000}"#,
+        ] {
+            let fast = profile_op(text.as_bytes()).unwrap_or_else(|| panic!("declined {text}"));
+            assert_eq!(Ok(fast), slow_op(text.as_bytes()), "{text}");
+        }
+        for text in [
+            r#"{"$group_key":"company_id","$group_id":"c1","$set":{"a":1},"$add":{"n":1}}"#,
+            r#"{"$group_key":"company_id","$group_id":"c1","$set":{"a":1},"$unset":["a"]}"#,
+            r#"{"$group_key":"company_id","$group_id":"","$set":{"a":1}}"#,
+            r#"{"$group_key":"company_id","$group_id":"c1","$set":["a"]}"#,
+            r#"{"$group_key":"company_id","$group_id":"c1","$set":{"a":1},"x":1e400}"#,
+            r#"{"$group_key":"company_id","$group_id":"c1","$set":{"a":1},"$time":"soon"}"#,
+        ] {
+            assert!(slow_op(text.as_bytes()).is_err(), "{text}");
+            assert_eq!(profile_op(text.as_bytes()), None, "{text}");
         }
     }
 }

@@ -367,6 +367,26 @@ fn read_profiles(
             }
         }
     };
+    // Reads file `f`'s operations in file order, into `emit`. Mixpanel NDJSON lines go to
+    // the fast path first; it declines whatever the general path rejects, and under `order
+    // = "time"` an operation without a time, which is rejected with its record.
+    let fast = p.format == Vendor::Mixpanel;
+    let read_ops = |f: &InputFile, emit: &mut dyn FnMut(ProfileOp), bad: &mut Vec<Reject>| {
+        let emit = RefCell::new(emit);
+        let mut hook = |text: &[u8]| match mixpanel_fast::profile_op(text) {
+            Some(op) if p.order == FoldOrder::Arrival || op.order_us.is_some() => {
+                (emit.borrow_mut())(op);
+                true
+            }
+            _ => false,
+        };
+        let hook: Option<sources::TextHook> = if fast { Some(&mut hook) } else { None };
+        sources::read_file_with(f, p.file_type, hook, None, &mut |rec: Record| {
+            if let Some(op) = parse(f, rec, bad) {
+                (emit.borrow_mut())(op);
+            }
+        })
+    };
     let mut count = |op: &ProfileOp| {
         read.ops += 1;
         if job.group_key_index(&op.group_key).is_none() {
@@ -376,12 +396,14 @@ fn read_profiles(
     match p.order {
         FoldOrder::Arrival => {
             for f in files {
-                sources::read_file(f, p.file_type, &mut |rec: Record| {
-                    if let Some(op) = parse(f, rec, rejects) {
+                read_ops(
+                    f,
+                    &mut |op| {
                         count(&op);
                         fold::apply(&mut read.folded, op);
-                    }
-                })?;
+                    },
+                    rejects,
+                )?;
                 progress.inc(f.size);
             }
         }
@@ -393,9 +415,7 @@ fn read_profiles(
                 || (),
                 |f, _| {
                     let (mut out, mut bad) = (Vec::new(), Vec::new());
-                    sources::read_file(f, p.file_type, &mut |rec: Record| {
-                        out.extend(parse(f, rec, &mut bad));
-                    })?;
+                    read_ops(f, &mut |op| out.push(op), &mut bad)?;
                     Ok((out, bad))
                 },
                 |(out, bad)| {

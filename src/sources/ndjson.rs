@@ -39,7 +39,13 @@ pub(super) fn read(
                 continue;
             }
         }
-        let value = serde_json::from_slice(text).map_err(|e| Unreadable {
+        // Checked as UTF-8 once, whole: from bytes, serde_json checks each string on its
+        // own. Text that is not UTF-8 is parsed from bytes for serde_json's own message.
+        let value = match std::str::from_utf8(text) {
+            Ok(s) => serde_json::from_str(s),
+            Err(_) => serde_json::from_slice(text),
+        };
+        let value = value.map_err(|e| Unreadable {
             reason: format!("not valid JSON: {e}"),
             raw: truncate_raw(text),
         });

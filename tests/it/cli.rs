@@ -256,3 +256,87 @@ fn a_file_read_as_events_and_profiles_rejects_a_bad_line_once() {
     assert_eq!(broken.len(), 1, "{rejects}");
     assert_eq!(summary["rejects"]["count"], rejects.lines().count());
 }
+
+#[test]
+fn mixpanel_profile_rejects_name_their_line_in_both_fold_orders() {
+    // Operations are read by the fast path; these lines are the ones it leaves to the
+    // general path, which rejects them with their line and reason.
+    let dir = tempfile::tempdir().unwrap();
+    let events = write(
+        dir.path(),
+        "e.ndjson",
+        "{\"event\":\"a\",\"properties\":{\"time\":1704103200,\"distinct_id\":\"u\",\"company_id\":\"c\"}}\n",
+    );
+    let mut ops = Vec::new();
+    ops.extend_from_slice(
+        b"{\"$group_key\":\"company_id\",\"$group_id\":\"c\",\"$set\":{\"plan\":\"free\"},\"$time\":1704103200}\n",
+    );
+    ops.extend_from_slice(b"{\"$group_key\":\"company_id\",\"$group_id\":\"c\",\"$set\":{\"plan\":\"pro\"}}\n");
+    ops.extend_from_slice(
+        b"{\"$group_key\":\"company_id\",\"$group_id\":\"c\",\"$add\":{\"n\":1},\"$time\":1704103300}\n",
+    );
+    ops.extend_from_slice(
+        b"{\"$group_key\":\"company_id\",\"$group_id\":\"c\",\"$set\":{\"x\":\"\xff\"},\"$time\":1704103300}\n",
+    );
+    ops.extend_from_slice(
+        b"{\"$group_key\":\"company_id\",\"$group_id\":\"c\",\"$set_once\":{\"seats\":3},\"$time\":1704103400}\n",
+    );
+    let profiles = dir.path().join("p.ndjson");
+    std::fs::write(&profiles, ops).unwrap();
+    for (order, plan, reasons) in [
+        (
+            "arrival",
+            "pro",
+            vec![(3, "unknown operator `$add`"), (4, "not valid JSON")],
+        ),
+        (
+            "time",
+            "free",
+            vec![
+                (2, "operation has no time, which `order = \"time\"` needs"),
+                (3, "unknown operator `$add`"),
+                (4, "not valid JSON"),
+            ],
+        ),
+    ] {
+        let text = JOB
+            .replace("EVENTS", &events)
+            .replace("OUT", dir.path().join(format!("out-{order}")).to_str().unwrap())
+            + &format!(
+                "[profiles]\nformat = \"mixpanel\"\npaths = [{:?}]\norder = \"{order}\"\n",
+                profiles.to_str().unwrap()
+            );
+        let p = write(dir.path(), &format!("{order}.toml"), &text);
+        let o = groupetl(dir.path(), &["run", &p, "--format", "json"]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let summary: serde_json::Value = serde_json::from_str(o.stdout.trim()).unwrap();
+        let path = summary["rejects"]["path"].as_str().unwrap();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let got: Vec<(u64, &str)> = lines
+            .iter()
+            .map(|l| (l["line"].as_u64().unwrap(), l["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(got.len(), reasons.len(), "{order}: {got:?}");
+        for ((line, reason), (want_line, want)) in got.iter().zip(&reasons) {
+            assert_eq!(line, want_line, "{order}");
+            assert!(reason.starts_with(want), "{order}: {reason}");
+        }
+        if order == "time" {
+            assert!(
+                lines[0]["record"].as_str().unwrap().contains("\"pro\""),
+                "{:?}",
+                lines[0]
+            );
+        }
+        let rows = read_table(&dir.path().join(format!("out-{order}")), "group_profiles");
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert!(
+            rows[0].contains(&format!("\"plan\":\"{plan}\"")) && rows[0].contains("\"seats\":3"),
+            "{order}: {rows:?}"
+        );
+    }
+}
