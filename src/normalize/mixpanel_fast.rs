@@ -1,5 +1,6 @@
 //! The fast path for Mixpanel raw-export records given as JSON text (NDJSON lines, and
-//! the `properties` JSON-text column of Parquet exports, see [`super::mixpanel_columnar`]).
+//! the `properties` JSON-text column of Parquet exports, see [`super::mixpanel_columnar`]),
+//! and for `/groups` profile operations in NDJSON ([`profile_op`]).
 //!
 //! Building a full `serde_json::Value` tree per event allocates every key and value of
 //! every property, while an event needs five fields and the group keys. Here the text is
@@ -12,8 +13,8 @@
 //!
 //! Anything unusual (a flattened layout, a wrong type, float or out-of-range times)
 //! declines the record, and the caller takes the general path, which also owns every error
-//! message: both paths give the same [`RawEvent`] for every record the fast one accepts
-//! (tested).
+//! message: both paths give the same [`RawEvent`] (or [`ProfileOp`]) for every record the
+//! fast one accepts (tested).
 
 use std::borrow::Cow;
 use std::fmt::{self, Display, Write as _};
