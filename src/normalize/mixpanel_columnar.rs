@@ -6,7 +6,7 @@
 //! `$insert_id`, `mp_processing_time_ms`, one column per group key, as warehouse exports
 //! and the benchmark files have them) are read a column at a time, a run of rows at once
 //! (each column's type is matched once a run, not once a cell); a `{event, properties}`
-//! layout whose `properties` holds JSON text goes through [`mixpanel_fast`]'s one-pass
+//! layout whose `properties` holds JSON text goes through [`super::mixpanel_fast`]'s one-pass
 //! parser. Columns are resolved once per batch; rows then cost no allocation beyond the
 //! recycled buffers.
 //!

@@ -314,9 +314,10 @@ impl<'a> DayRows<'a> {
 /// the day's aggregation instructions on three days of the 100M workload.
 ///
 /// A large group's hits are first spread by the top bits of their user into parts of
-/// [`Distinct::PART`] to twice that many hits on average, each counted with sets of its own size: a user falls in
-/// one part, so the parts' distinct counts add up. Sets sized to a whole large group (a
-/// day's busiest company has ~10⁵ hits) missed the cache on nearly every hit.
+/// `PART` to twice that many hits on average, each counted with sets of its own size: a
+/// user falls in one part, so the parts' distinct counts add up. Sets sized to a whole
+/// large group (a day's busiest company has ~10⁵ hits) missed the cache on nearly every
+/// hit.
 #[derive(Debug, Clone, Default)]
 pub struct Distinct {
     /// Users seen in the part; [`NO_USER`] marks a free slot (it is never counted).
