@@ -136,17 +136,22 @@ impl Checked {
     }
 }
 
+/// A record's `$group_key`: a string, not empty.
+pub(super) fn group_key(v: Option<Value>) -> Result<String, String> {
+    match v {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(_)) => Err("`$group_key` is empty".into()),
+        None | Some(Value::Null) => Err("missing `$group_key`".into()),
+        Some(other) => Err(format!("`$group_key` has the wrong type ({})", type_name(&other))),
+    }
+}
+
 /// Everything of a profile record but its payload, checked.
 fn checked_profile_op(v: &Value) -> Result<Checked, String> {
     let Value::Object(obj) = v else {
         return Err(format!("profile record is a JSON {}, not an object", type_name(v)));
     };
-    let group_key = match obj.get("$group_key") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::String(_)) => return Err("`$group_key` is empty".into()),
-        None | Some(Value::Null) => return Err("missing `$group_key`".into()),
-        Some(other) => return Err(format!("`$group_key` has the wrong type ({})", type_name(other))),
-    };
+    let group_key = group_key(obj.get("$group_key").cloned())?;
     let group_id = required_id("$group_id", obj.get("$group_id"))?;
     let time_us = epoch_auto_us(obj.get("$time")).map_err(|e| format!("`$time`: {e}"))?;
 

@@ -24,12 +24,12 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::Deserialize;
 use serde_json::{Number, Value};
 
-use super::mixpanel::{parse_op, Checked, OPERATORS, OP_METADATA};
-use super::values::{epoch_auto_us, number_text, parse_iso_us};
+use super::mixpanel::{group_key, parse_op, Checked, OPERATORS, OP_METADATA};
+use super::values::{epoch_auto_us, parse_iso_us, take_required_id};
 use super::{Code, DedupRef, DictStrings, EventContext, EventRef, GroupId, ProfileOp, RawEvent};
 
 /// The event in `text` (an NDJSON line), or `None` to take the general path.
-pub fn event(text: &[u8], ctx: &EventContext) -> Option<RawEvent> {
+pub fn event(text: &str, ctx: &EventContext) -> Option<RawEvent> {
     let mut out = None;
     push_event(text, &PropsReader::new(ctx.keys), &mut |e| out = Some(e.to_owned()));
     out
@@ -37,7 +37,7 @@ pub fn event(text: &[u8], ctx: &EventContext) -> Option<RawEvent> {
 
 /// [`event`] without copying: the event in `text` is handed to `push` borrowed, with
 /// `reader` made once per job. `false`: take the general path.
-pub(crate) fn push_event(text: &[u8], reader: &PropsReader, push: &mut dyn FnMut(EventRef<'_>)) -> bool {
+pub(crate) fn push_event(text: &str, reader: &PropsReader, push: &mut dyn FnMut(EventRef<'_>)) -> bool {
     let mut s = Scratch::default();
     if !reader.parse_record(text, &mut s) {
         return false;
@@ -326,9 +326,8 @@ impl<'k> PropsReader<'k> {
 
     /// Parses a raw-export record `{"event", "properties"}` into `s`. `false`: not valid
     /// JSON, or another shape (other top-level fields could be read by the lookup).
-    fn parse_record<'a>(&self, text: &'a [u8], s: &mut Scratch<'a>) -> bool {
+    fn parse_record<'a>(&self, text: &'a str, s: &mut Scratch<'a>) -> bool {
         self.reset(s);
-        let Some(text) = utf8(text) else { return false };
         let mut de = serde_json::Deserializer::from_str(text);
         let seed = RecordSeed {
             names: &self.names,
@@ -437,13 +436,6 @@ impl<'k> PropsReader<'k> {
         }
         Some(ids.event(name, Code::NONE, user, time_us, ingest_us, insert_id))
     }
-}
-
-/// `text` as a `str`. Checked whole, once: from bytes, serde_json checks each string as
-/// it meets it, a call a string (12% of reading Mixpanel profile operations). Text that is
-/// not UTF-8 is declined: the general path rejects it.
-fn utf8(text: &[u8]) -> Option<&str> {
-    std::str::from_utf8(text).ok()
 }
 
 /// Checks any JSON value as strictly as building a `Value` would, keeping nothing.
@@ -680,8 +672,8 @@ impl<'de: 'a, 'a> Visitor<'de> for RecordSeed<'_, 'a> {
 /// without a `Value` tree of its own: its metadata is checked and skipped, and only the
 /// group key, id, time and payload are kept. Building the tree (a map of six keys, each
 /// allocated) was about half of reading a million operations.
-pub fn profile_op(text: &[u8]) -> Option<ProfileOp> {
-    let mut de = serde_json::Deserializer::from_str(utf8(text)?);
+pub fn profile_op(text: &str) -> Option<ProfileOp> {
+    let mut de = serde_json::Deserializer::from_str(text);
     let fields = OpSeed.deserialize(&mut de).ok()?;
     de.end().ok()?;
     fields.into_op()
@@ -699,16 +691,8 @@ struct OpFields {
 impl OpFields {
     /// `mixpanel::checked_profile_op` and `parse_op` on the fields, for records they accept.
     fn into_op(self) -> Option<ProfileOp> {
-        let group_key = match self.group_key? {
-            Value::String(s) if !s.is_empty() => s,
-            _ => return None,
-        };
-        // `values::required_id`, moving the text instead of copying it.
-        let group_id = match self.group_id? {
-            Value::String(s) if !s.is_empty() => s,
-            Value::Number(n) => number_text(&n),
-            _ => return None,
-        };
+        let group_key = group_key(self.group_key).ok()?;
+        let group_id = take_required_id("$group_id", self.group_id).ok()?;
         let time_us = epoch_auto_us(self.time.as_ref()).ok()?;
         let (operator, mut payload) = self.op?;
         let op = parse_op(operator, &mut payload).ok()?;
@@ -848,7 +832,7 @@ mod tests {
                 let sep = if text[..at].ends_with('{') { &extra[1..] } else { extra };
                 text.insert_str(at, sep);
             }
-            if let Some(fast) = event(text.as_bytes(), &ctx) {
+            if let Some(fast) = event(&text, &ctx) {
                 prop_assert_eq!(Ok(fast), slow(&text, &ctx), "{}", text);
             }
         }
@@ -863,11 +847,11 @@ mod tests {
         };
         let text = r#"{"event":"a","properties":{"time":1704103200,"distinct_id":"u","$insert_id":"i",
             "mp_processing_time_ms":1704103201000,"company_id":["x","x",7],"$browser":"Chrome"}}"#;
-        let e = event(text.as_bytes(), &ctx).expect("fast path");
+        let e = event(text, &ctx).expect("fast path");
         assert_eq!(Ok(e), slow(text, &ctx));
         let text = r#"{"properties":{"time":"2024-01-01T10:00:00Z","distinct_id":42,"insert_id":7,
             "company_id":"\u0061cme"},"event":"b"}"#;
-        let e = event(text.as_bytes(), &ctx).expect("fast path");
+        let e = event(text, &ctx).expect("fast path");
         assert_eq!(e.dedup, super::super::DedupKey::NameUserTime(Some("7".into())));
         assert_eq!(Ok(e), slow(text, &ctx));
     }
@@ -890,7 +874,7 @@ mod tests {
             r#"{"event":"a","properties":{"time":1,"mp_processing_time_ms":9200000000000000}}"#,
             r#"{"event":"a","properties":{"time":1}}"#,
         ] {
-            if let Some(fast) = event(text.as_bytes(), &ctx) {
+            if let Some(fast) = event(text, &ctx) {
                 assert_eq!(Ok(fast), slow(text, &ctx), "{text}");
             }
         }
@@ -900,7 +884,7 @@ mod tests {
             columns: None,
         };
         let text = r#"{"event":"a","properties":{"time":1,"insert_id":"q"}}"#;
-        assert_eq!(Ok(event(text.as_bytes(), &ctx).unwrap()), slow(text, &ctx));
+        assert_eq!(Ok(event(text, &ctx).unwrap()), slow(text, &ctx));
     }
 
     #[test]
@@ -917,7 +901,7 @@ mod tests {
                     "[".repeat(depth),
                     "]".repeat(depth)
                 );
-                let fast = event(text.as_bytes(), &ctx);
+                let fast = event(&text, &ctx);
                 let general = slow(&text, &ctx);
                 assert_eq!(fast.is_some(), general.is_ok(), "{key} at depth {depth}");
                 if let Some(fast) = fast {
@@ -1042,13 +1026,14 @@ mod tests {
                 parts.push(format!("{k}:{v}"));
             }
             let mut text = format!("{{{}}}", parts.join(",")).into_bytes();
-            // A cut record, maybe inside a character: not JSON, or not UTF-8.
+            // A cut record, maybe inside a character: not JSON, or not UTF-8 (which the
+            // NDJSON reader leaves to the general path, as here).
             if let Some(at) = cut {
                 text.truncate(at.min(text.len()));
             }
             let general = slow_op(&text);
             let shown = String::from_utf8_lossy(&text);
-            match profile_op(&text) {
+            match std::str::from_utf8(&text).ok().and_then(profile_op) {
                 Some(fast) => prop_assert_eq!(Ok(fast), general, "{}", shown),
                 None => prop_assert!(general.is_err() || repeats_a_field(&shown), "declined {}: {:?}", shown, general),
             }
@@ -1065,7 +1050,7 @@ mod tests {
             r#"{"$group_key":"company_id","$group_id":"c2","$remove":{"tags":"a"},"$time":null,"x":[1,{"y":2}]}"#,
             r#"{"$group_key":"company_id","$group_id":"c2","$delete":"","$time":1704067200000}"#,
         ] {
-            let fast = profile_op(text.as_bytes()).unwrap_or_else(|| panic!("declined {text}"));
+            let fast = profile_op(text).unwrap_or_else(|| panic!("declined {text}"));
             assert_eq!(Ok(fast), slow_op(text.as_bytes()), "{text}");
         }
         for text in [
@@ -1077,7 +1062,7 @@ mod tests {
             r#"{"$group_key":"company_id","$group_id":"c1","$set":{"a":1},"$time":"soon"}"#,
         ] {
             assert!(slow_op(text.as_bytes()).is_err(), "{text}");
-            assert_eq!(profile_op(text.as_bytes()), None, "{text}");
+            assert_eq!(profile_op(text), None, "{text}");
         }
     }
 }

@@ -193,12 +193,17 @@ pub fn user_id(field: &str, v: Option<&Value>) -> Result<Option<String>, String>
 
 /// A group id of a profile operation: non-empty string or number.
 pub fn required_id(field: &str, v: Option<&Value>) -> Result<String, String> {
+    take_required_id(field, v.cloned())
+}
+
+/// [`required_id`] of a value of one's own: its text is moved, not copied.
+pub fn take_required_id(field: &str, v: Option<Value>) -> Result<String, String> {
     match v {
         None | Some(Value::Null) => Err(format!("missing `{field}`")),
         Some(Value::String(s)) if s.is_empty() => Err(format!("`{field}` is empty")),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Number(n)) => Ok(number_text(n)),
-        Some(other) => Err(format!("`{field}` has the wrong type ({})", type_name(other))),
+        Some(Value::String(s)) => Ok(s),
+        Some(Value::Number(n)) => Ok(number_text(&n)),
+        Some(other) => Err(format!("`{field}` has the wrong type ({})", type_name(&other))),
     }
 }
 

@@ -242,7 +242,7 @@ fn read_events(
             let events: RefCell<Batch> = RefCell::new(batch);
             let mut bad: Vec<Reject> = Vec::new();
             // Mixpanel raw-export lines skip the `Value` tree when they can.
-            let mut fast = |text: &[u8]| {
+            let mut fast = |text: &str| {
                 let mut events = events.borrow_mut();
                 mixpanel_fast::push_event(text, &props_reader, &mut |e| events.push_ref(e))
             };
@@ -373,7 +373,7 @@ fn read_profiles(
     let fast = p.format == Vendor::Mixpanel;
     let read_ops = |f: &InputFile, emit: &mut dyn FnMut(ProfileOp), bad: &mut Vec<Reject>| {
         let emit = RefCell::new(emit);
-        let mut hook = |text: &[u8]| match mixpanel_fast::profile_op(text) {
+        let mut hook = |text: &str| match mixpanel_fast::profile_op(text) {
             Some(op) if p.order == FoldOrder::Arrival || op.order_us.is_some() => {
                 (emit.borrow_mut())(op);
                 true

@@ -163,9 +163,10 @@ fn open_decoded(
     Ok(Box::new(BufReader::with_capacity(1 << 16, inner)))
 }
 
-/// A consumer of raw JSON-text records that may take a record without a `Value` being
-/// built for it (the vendor fast paths); returning `false` hands the record on as usual.
-pub type TextHook<'a> = &'a mut dyn FnMut(&[u8]) -> bool;
+/// A consumer of raw JSON-text records (UTF-8 checked) that may take a record without a
+/// `Value` being built for it (the vendor fast paths); returning `false` hands the record
+/// on as usual.
+pub type TextHook<'a> = &'a mut dyn FnMut(&str) -> bool;
 
 /// A consumer of whole Parquet record batches (the columnar fast paths): it takes every
 /// row it can and pushes the indices (0-based within the batch, ascending) of the rows it
