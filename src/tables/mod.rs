@@ -328,9 +328,9 @@ pub struct Distinct {
     by_event: Vec<(i64, i64)>,
     /// The events the group has, in the order met.
     touched: Vec<Sym>,
-    /// A large group's hits, spread into parts, and where each part ends.
+    /// A large group's hits, spread into parts, and where each part starts.
     spread: Vec<u128>,
-    ends: Vec<usize>,
+    starts: Vec<u32>,
 }
 
 impl Distinct {
@@ -344,34 +344,26 @@ impl Distinct {
             return self.count_part(pairs);
         }
         let bits = (pairs.len() / Self::PART).next_power_of_two().trailing_zeros();
+        let parts = 1 << bits;
         let part = |p: u128| (p as UserKey >> (UserKey::BITS - bits)) as usize;
-        let mut ends = std::mem::take(&mut self.ends);
-        ends.clear();
-        ends.resize(1 << bits, 0);
-        for &p in pairs {
-            ends[part(p)] += 1;
-        }
-        let mut at = 0;
-        for e in &mut ends {
-            at += *e;
-            *e = at - *e;
-        }
+        let mut starts = std::mem::take(&mut self.starts);
+        slot_starts(&mut starts, parts, pairs.iter().map(|&p| part(p)));
         let mut spread = std::mem::take(&mut self.spread);
         spread.clear();
         spread.resize(pairs.len(), 0);
-        // `ends` holds each part's start, moved to its end as the part is filled.
+        // Each part's start is moved to its end as the part is filled.
         for &p in pairs {
-            let e = &mut ends[part(p)];
-            spread[*e] = p;
-            *e += 1;
+            let at = &mut starts[part(p)];
+            spread[*at as usize] = p;
+            *at += 1;
         }
         let mut users = 0;
         let mut start = 0;
-        for &end in &ends {
-            users += self.count_part(&spread[start..end]);
-            start = end;
+        for &end in &starts[..parts] {
+            users += self.count_part(&spread[start..end as usize]);
+            start = end as usize;
         }
-        (self.spread, self.ends) = (spread, ends);
+        (self.spread, self.starts) = (spread, starts);
         users
     }
 
