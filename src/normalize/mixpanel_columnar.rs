@@ -898,7 +898,7 @@ mod tests {
     use super::*;
     use crate::normalize::mixpanel;
     use crate::normalize::RawEvent;
-    use crate::sources::{parquet_row_value, read_file, read_file_with, InputFile, Record};
+    use crate::sources::{parquet_row_value, read_file_with, InputFile, Record};
 
     /// Runs the fast path on `batch` and checks every event it takes against the general
     /// path on the same row; returns (taken, declined) counts.
@@ -1400,7 +1400,7 @@ mod tests {
             })
         };
         let mut alone = Vec::new();
-        read_file(&file, None, &mut |r| general(&mut alone, r)).unwrap();
+        read_file_with(&file, None, None, None, &mut |r| general(&mut alone, r)).unwrap();
         let mut hooked = Vec::new();
         let (fast, _) = read_hooked(&file, &ctx, &mut |r| general(&mut hooked, r));
         hooked.extend(fast.into_iter().map(|e| format!("{:?}", Ok::<_, String>(e))));

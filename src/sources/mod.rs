@@ -173,18 +173,9 @@ pub type TextHook<'a> = &'a mut dyn FnMut(&str) -> bool;
 /// declines into the `Vec`, which the reader then hands on as [`Record`]s as usual.
 pub type BatchHook<'a> = &'a mut dyn FnMut(&arrow_array::RecordBatch, &mut Vec<usize>);
 
-/// Reads every record of `file`, in file order, handing each to `each`.
-pub fn read_file(
-    file: &InputFile,
-    explicit: Option<FileType>,
-    each: &mut dyn FnMut(Record),
-) -> Result<(), SourceError> {
-    read_file_with(file, explicit, None, None, each)
-}
-
-/// [`read_file`], offering NDJSON lines to `hook` and Parquet batches to `batch_hook`
-/// first. Rows a batch hook takes produce no record; the others keep their row numbers
-/// in the file.
+/// Reads every record of `file`, in file order, handing each to `each`; NDJSON lines are
+/// offered to `hook` and Parquet batches to `batch_hook` first. Rows a batch hook takes
+/// produce no record; the others keep their row numbers in the file.
 pub fn read_file_with(
     file: &InputFile,
     explicit: Option<FileType>,
