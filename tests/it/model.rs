@@ -76,6 +76,8 @@ struct Case {
     funnels: Vec<FunnelSpec>,
     /// (file name, gzipped, lines), in path order.
     event_files: Vec<(String, bool, Vec<String>)>,
+    /// By event file name: how it is written when it is Parquet (see [`with_parquet_events`]).
+    event_parquet: BTreeMap<String, ParquetLayout>,
     profile_files: Vec<(String, bool, Vec<String>)>,
     bad_lines: usize,
 }
@@ -732,6 +734,7 @@ fn generate(rng: &mut StdRng) -> Case {
         parquet: rng.random_bool(0.5),
         funnels,
         event_files,
+        event_parquet: BTreeMap::new(),
         profile_files,
         bad_lines,
     }
@@ -788,9 +791,13 @@ impl Case {
         for (sub, files) in [("events", &self.event_files), ("profiles", &self.profile_files)] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
             for (name, gz, lines) in files {
+                let path = dir.join(sub).join(name);
+                if let Some(layout) = self.event_parquet.get(name).filter(|_| sub == "events") {
+                    write_parquet_events(&path, lines, layout);
+                    continue;
+                }
                 let mut text = lines.join("\n");
                 text.push('\n');
-                let path = dir.join(sub).join(name);
                 if *gz {
                     let f = std::fs::File::create(&path).unwrap();
                     let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
@@ -802,6 +809,188 @@ impl Case {
             }
         }
     }
+}
+
+/// How an event file's `time` column is typed when it is Parquet.
+#[derive(Debug, Clone, Copy)]
+enum TimeColumn {
+    /// Integers as the lines have them: seconds or milliseconds, mixed, so the footer's
+    /// range tells no span.
+    AsWritten,
+    /// Integer milliseconds throughout: a file of one day is built as it is read.
+    Millis,
+    /// Timestamps (µs, UTC).
+    Stamps,
+}
+
+/// How one event file is written as Parquet.
+#[derive(Debug, Clone, Copy)]
+struct ParquetLayout {
+    time: TimeColumn,
+    /// `team_id` as a text column (when every value in the file is text); else a list.
+    team_text: bool,
+    /// Row groups of at most this many rows, and data pages of at most a third of that.
+    rows_per_group: usize,
+}
+
+/// `case` with its events in Parquet files of typed top-level columns, as warehouse
+/// exports of Mixpanel (and the benchmark) have them, read by the columnar reader:
+/// regrouped by day in the job's zone when `by_day` (each file then holds one day, which
+/// its reader builds as it reads it), else kept in their files. The same records in the
+/// same order: the model reads the lines as before. A line that is not JSON cannot be a
+/// row, so it goes, and its reject with it; blank lines were no records anyway.
+fn with_parquet_events(mut case: Case, rng: &mut StdRng, by_day: bool) -> Case {
+    let mut files: Vec<(String, Vec<String>)> = Vec::new();
+    let mut not_json = 0;
+    for (name, _, lines) in case.sorted(&case.event_files) {
+        let mut kept = Vec::new();
+        for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Value>(line) {
+                Ok(_) => kept.push(line.clone()),
+                Err(_) => not_json += 1,
+            }
+        }
+        let stem = name.split('.').next().unwrap();
+        files.push((format!("{stem}.parquet"), kept));
+    }
+    case.bad_lines -= not_json;
+    if by_day {
+        let mut days: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
+        for line in files.into_iter().flat_map(|(_, lines)| lines) {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            let date = DateTime::<Utc>::from_timestamp_micros(epoch_us(&v["properties"]["time"]))
+                .unwrap()
+                .with_timezone(&case.tz)
+                .date_naive();
+            days.entry(date).or_default().push(line);
+        }
+        files = days
+            .into_iter()
+            .map(|(d, lines)| (format!("d{}.parquet", d.format("%Y%m%d")), lines))
+            .collect();
+    }
+    // One time type for all files: days are built as read only when every file's footer
+    // tells its span (mostly so, for files of a day).
+    let time = match rng.random_range(0..if by_day { 8 } else { 4 }) {
+        0 => TimeColumn::AsWritten,
+        1 => TimeColumn::Stamps,
+        _ => TimeColumn::Millis,
+    };
+    case.event_parquet = files
+        .iter()
+        .map(|(name, _)| {
+            let layout = ParquetLayout {
+                time,
+                team_text: rng.random_bool(0.5),
+                rows_per_group: *pick(rng, &[4, 30, 1 << 20]),
+            };
+            (name.clone(), layout)
+        })
+        .collect();
+    case.event_files = files.into_iter().map(|(name, lines)| (name, false, lines)).collect();
+    case
+}
+
+/// Writes the events of `lines` as Parquet columns `event`, `time`, `distinct_id`,
+/// `$insert_id`, `mp_processing_time_ms`, `company_id` (a list of texts) and `team_id`
+/// (text or a list), meaning what the lines mean (`group_ids`, `user_text`): numbers as
+/// their text, an id that is no string or number left out (an empty list), an absent or
+/// null value null.
+fn write_parquet_events(path: &Path, lines: &[String], layout: &ParquetLayout) {
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+    use arrow_schema::{Field, Schema};
+    use std::sync::Arc;
+
+    let records: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let prop = |r: &Value, k: &str| r.get("properties").and_then(|p| p.get(k)).cloned();
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(number_text(n)),
+        _ => None,
+    };
+    let texts = |k: &str| -> ArrayRef {
+        Arc::new(StringArray::from(
+            records
+                .iter()
+                .map(|r| prop(r, k).and_then(|v| text(&v)))
+                .collect::<Vec<_>>(),
+        ))
+    };
+    let list = |k: &str| -> ArrayRef {
+        let mut b = ListBuilder::new(StringBuilder::new());
+        for r in &records {
+            match prop(r, k) {
+                None | Some(Value::Null) => b.append(false),
+                Some(Value::Array(items)) => {
+                    for item in &items {
+                        match (item, text(item)) {
+                            (Value::Null, _) => b.values().append_null(),
+                            (_, Some(t)) => b.values().append_value(t),
+                            (_, None) => {}
+                        }
+                    }
+                    b.append(true);
+                }
+                Some(v) => {
+                    if let Some(t) = text(&v) {
+                        b.values().append_value(t);
+                    }
+                    b.append(true);
+                }
+            }
+        }
+        Arc::new(b.finish())
+    };
+    let times = records.iter().map(|r| prop(r, "time").unwrap());
+    let time: ArrayRef = match layout.time {
+        TimeColumn::AsWritten => Arc::new(Int64Array::from_iter_values(times.map(|t| t.as_i64().unwrap()))),
+        TimeColumn::Millis => Arc::new(Int64Array::from_iter_values(times.map(|t| epoch_us(&t) / 1000))),
+        TimeColumn::Stamps => {
+            Arc::new(TimestampMicrosecondArray::from_iter_values(times.map(|t| epoch_us(&t))).with_timezone("UTC"))
+        }
+    };
+    let ingest: ArrayRef = Arc::new(Int64Array::from(
+        records
+            .iter()
+            .map(|r| prop(r, "mp_processing_time_ms").and_then(|m| m.as_i64()))
+            .collect::<Vec<_>>(),
+    ));
+    let team_text = layout.team_text
+        && records
+            .iter()
+            .all(|r| matches!(prop(r, "team_id"), None | Some(Value::Null | Value::String(_))));
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "event",
+            Arc::new(StringArray::from(
+                records
+                    .iter()
+                    .map(|r| r.get("event").and_then(Value::as_str))
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        ("time", time),
+        ("distinct_id", texts("distinct_id")),
+        ("$insert_id", texts("$insert_id")),
+        ("mp_processing_time_ms", ingest),
+        ("company_id", list("company_id")),
+        ("team_id", if team_text { texts("team_id") } else { list("team_id") }),
+    ];
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(layout.rows_per_group))
+        .set_data_page_row_count_limit(layout.rows_per_group.div_ceil(3))
+        .build();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1426,9 +1615,21 @@ fn model(case: &Case) -> Model {
 // Running cases
 // ---------------------------------------------------------------------------------------
 
-fn check_seed(seed: u64, keep: bool) {
+/// How a case's events are written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Events {
+    Ndjson,
+    /// As Parquet (see [`with_parquet_events`]).
+    Parquet,
+}
+
+fn check_seed(seed: u64, events: Events, keep: bool) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let case = generate(&mut rng);
+    let mut case = generate(&mut rng);
+    if events == Events::Parquet {
+        let by_day = rng.random_bool(0.6);
+        case = with_parquet_events(case, &mut rng, by_day);
+    }
     // The sinks fsync every file they write; on a RAM disk that costs nothing, so prefer
     // one when there is one.
     let shm = Path::new("/dev/shm");
@@ -1499,46 +1700,63 @@ fn check_seed(seed: u64, keep: bool) {
     }
 }
 
-/// Runs seeds `from..to`; or only `GROUPETL_MODEL_SEED=N` (keeping its inputs); or, for
-/// a longer hunt, `GROUPETL_MODEL_SEEDS=A..B` spread over the four batches.
-fn check_seeds(from: u64, to: u64) {
+/// Runs seeds `from..to` with events written as `events`; or only `GROUPETL_MODEL_SEED=N`
+/// (keeping its inputs); or, for a longer hunt, `GROUPETL_MODEL_SEEDS=A..B` spread over
+/// the batches of that kind of test.
+fn check_seeds(from: u64, to: u64, events: Events) {
     if let Ok(s) = std::env::var("GROUPETL_MODEL_SEED") {
         if from == 0 {
-            check_seed(s.parse().expect("GROUPETL_MODEL_SEED is a number"), true);
+            check_seed(s.parse().expect("GROUPETL_MODEL_SEED is a number"), events, true);
         }
         return;
     }
     if let Ok(r) = std::env::var("GROUPETL_MODEL_SEEDS") {
         let (a, b) = r.split_once("..").expect("GROUPETL_MODEL_SEEDS is A..B");
         let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+        let batches = match events {
+            Events::Ndjson => 4,
+            Events::Parquet => 2,
+        };
         let batch = from / 10;
-        for seed in (a..b).filter(|s| s % 4 == batch) {
-            check_seed(seed, false);
+        for seed in (a..b).filter(|s| s % batches == batch) {
+            check_seed(seed, events, false);
         }
         return;
     }
     for seed in from..to {
-        check_seed(seed, false);
+        check_seed(seed, events, false);
     }
 }
 
-// Four batches of ten seeds, so the test harness runs them in parallel.
+// Batches of ten seeds, so the test harness runs them in parallel.
 #[test]
 fn model_random_mixpanel_seeds_0_to_9() {
-    check_seeds(0, 10);
+    check_seeds(0, 10, Events::Ndjson);
 }
 
 #[test]
 fn model_random_mixpanel_seeds_10_to_19() {
-    check_seeds(10, 20);
+    check_seeds(10, 20, Events::Ndjson);
 }
 
 #[test]
 fn model_random_mixpanel_seeds_20_to_29() {
-    check_seeds(20, 30);
+    check_seeds(20, 30, Events::Ndjson);
 }
 
 #[test]
 fn model_random_mixpanel_seeds_30_to_39() {
-    check_seeds(30, 40);
+    check_seeds(30, 40, Events::Ndjson);
+}
+
+// The same cases with their events in Parquet files: the columnar reader, days built as
+// their file is read, days closed by the files' time ranges.
+#[test]
+fn model_random_mixpanel_parquet_seeds_0_to_9() {
+    check_seeds(0, 10, Events::Parquet);
+}
+
+#[test]
+fn model_random_mixpanel_parquet_seeds_10_to_19() {
+    check_seeds(10, 20, Events::Parquet);
 }
