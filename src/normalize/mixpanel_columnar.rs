@@ -841,7 +841,7 @@ impl<'a> Flat<'a> {
                 col.push(i, cells, k as u16, ids)?;
             }
         }
-        Some(ids.event(name, name_code, user, time_us, ingest_us, insert_id))
+        ids.event(name, name_code, user, time_us, ingest_us, insert_id)
     }
 }
 
@@ -897,6 +897,7 @@ mod tests {
 
     use super::*;
     use crate::normalize::mixpanel;
+    use crate::normalize::values::EVENT_TIMES_US;
     use crate::normalize::RawEvent;
     use crate::sources::{parquet_row_value, read_file_with, InputFile, Record};
 
@@ -1518,7 +1519,8 @@ mod tests {
 
     #[test]
     fn timestamps_at_the_edges_of_the_text_range() {
-        let us = [
+        let stamps = |us: &[i64]| Arc::new(arrow_array::TimestampMicrosecondArray::from(us.to_vec())) as ArrayRef;
+        let edges = [
             MIN_US - 1,
             MIN_US,
             -1,
@@ -1529,19 +1531,22 @@ mod tests {
             i64::MIN,
             i64::MAX,
         ];
+        let n = edges.len();
         let b = batch(vec![
-            ("event", Arc::new(StringArray::from(vec!["a"; us.len()])) as ArrayRef),
-            (
-                "time",
-                Arc::new(arrow_array::TimestampMicrosecondArray::from(us.to_vec())) as ArrayRef,
-            ),
-            (
-                "mp_processing_time_ms",
-                Arc::new(arrow_array::TimestampMicrosecondArray::from(us.to_vec())) as ArrayRef,
-            ),
+            ("event", Arc::new(StringArray::from(vec!["a"; n])) as ArrayRef),
+            ("time", stamps(&vec![1_704_103_200_000_000; n])),
+            ("mp_processing_time_ms", stamps(&edges)),
         ]);
-        // The five in range are taken; the rest go the general way.
+        // Ingest times: the five in the text range are taken; the rest go the general way.
         assert_eq!(check(&b, &keys()), (5, 4));
+        // Event times: only those of the accepted years.
+        let (start, end) = (EVENT_TIMES_US.start, EVENT_TIMES_US.end);
+        let times = [start - 1, start, 1_704_103_200_123_456, end - 1, end, MIN_US, MAX_US];
+        let b = batch(vec![
+            ("event", Arc::new(StringArray::from(vec!["a"; times.len()])) as ArrayRef),
+            ("time", stamps(&times)),
+        ]);
+        assert_eq!(check(&b, &keys()), (3, 4));
     }
 
     #[test]
@@ -1552,7 +1557,7 @@ mod tests {
         let f = Arc::new(arrow_array::Float64Array::from(vec![1.5, 2.0])) as ArrayRef;
         assert_eq!(check(&batch(vec![("event", ev()), ("time", f)]), &keys()), (0, 2));
         // `properties` next to a flattened field the lookup could read.
-        let p = Arc::new(StringArray::from(vec![r#"{"time":1}"#, "{}"])) as ArrayRef;
+        let p = Arc::new(StringArray::from(vec![r#"{"time":1704103200}"#, "{}"])) as ArrayRef;
         assert_eq!(
             check(
                 &batch(vec![("event", ev()), ("properties", p.clone()), ("time", t())]),

@@ -212,8 +212,12 @@ impl<'a> GroupIds<'a> {
         time_us: i64,
         ingest_us: Option<i64>,
         insert_id: Option<&'s str>,
-    ) -> EventRef<'s> {
-        EventRef {
+    ) -> Option<EventRef<'s>> {
+        // Outside it, the general path words the reject.
+        if !super::values::EVENT_TIMES_US.contains(&time_us) {
+            return None;
+        }
+        Some(EventRef {
             name,
             user,
             time_us,
@@ -222,7 +226,7 @@ impl<'a> GroupIds<'a> {
             groups: self.as_slice(),
             name_code,
             group_codes: &self.codes,
-        }
+        })
     }
 
     pub(crate) fn as_slice(&self) -> &[(u16, GroupId<'a>)] {
@@ -434,7 +438,7 @@ impl<'k> PropsReader<'k> {
                 Val::Absent | Val::Null | Val::Other => {}
             }
         }
-        Some(ids.event(name, Code::NONE, user, time_us, ingest_us, insert_id))
+        ids.event(name, Code::NONE, user, time_us, ingest_us, insert_id)
     }
 }
 
@@ -868,10 +872,13 @@ mod tests {
             columns: None,
         };
         for text in [
-            r#"{"event":"a","properties":{"time":1,"x":1e400}}"#,
-            r#"{"event":"a","properties":{"time":1,"x":"\ud800"}}"#,
-            r#"{"event":"a","properties":{"time":1,"insert_id":"q"}}"#,
-            r#"{"event":"a","properties":{"time":1,"mp_processing_time_ms":9200000000000000}}"#,
+            r#"{"event":"a","properties":{"time":1704103200,"x":1e400}}"#,
+            r#"{"event":"a","properties":{"time":1704103200,"x":"\ud800"}}"#,
+            r#"{"event":"a","properties":{"time":1704103200,"insert_id":"q"}}"#,
+            r#"{"event":"a","properties":{"time":1704103200,"mp_processing_time_ms":9200000000000000}}"#,
+            r#"{"event":"a","properties":{"time":1704103200}}"#,
+            // Out of the accepted years: the general path rejects it.
+            r#"{"event":"a","properties":{"time":1704103200000000}}"#,
             r#"{"event":"a","properties":{"time":1}}"#,
         ] {
             if let Some(fast) = event(text, &ctx) {
@@ -883,7 +890,7 @@ mod tests {
             keys: &keys,
             columns: None,
         };
-        let text = r#"{"event":"a","properties":{"time":1,"insert_id":"q"}}"#;
+        let text = r#"{"event":"a","properties":{"time":1704103200,"insert_id":"q"}}"#;
         assert_eq!(Ok(event(text, &ctx).unwrap()), slow(text, &ctx));
     }
 
@@ -897,7 +904,7 @@ mod tests {
         for depth in [120, 125, 126, 127, 128, 130] {
             for key in ["x", "company_id"] {
                 let text = format!(
-                    r#"{{"event":"a","properties":{{"time":1,"{key}":{}{}}}}}"#,
+                    r#"{{"event":"a","properties":{{"time":1704103200,"{key}":{}{}}}}}"#,
                     "[".repeat(depth),
                     "]".repeat(depth)
                 );

@@ -64,6 +64,7 @@ pub fn event(v: &Value, ctx: &EventContext) -> Result<RawEvent, String> {
         .ok_or("`format = \"table\"` needs an `[events.columns]` mapping")?;
     let top = object(v, "event row")?;
     let time_us = time(top, &cols.time)?.ok_or_else(|| format!("missing `{}` (the time column)", cols.time))?;
+    let time_us = super::values::event_time_us(time_us)?;
     let name = match top.get(&cols.event) {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(Value::String(_)) => return Err(format!("`{}` (the event column) is empty", cols.event)),
@@ -231,14 +232,21 @@ mod tests {
             (json!([1]), "not an object"),
             (json!({"name":"x"}), "missing `ts`"),
             (json!({"ts":"soon","name":"x"}), "column `ts`"),
-            (json!({"ts":1,"name":""}), "is empty"),
-            (json!({"ts":1}), "missing `name`"),
-            (json!({"ts":1,"name":3}), "wrong type"),
-            (json!({"ts":1,"name":"x","user":[1]}), "`user`"),
-            (json!({"ts":1,"name":"x","iid":true}), "insert_id column"),
-            (json!({"ts":1,"name":"x","loaded":"later"}), "column `loaded`"),
-            (json!({"ts":1,"name":"x","props":"{bad"}), "not valid JSON"),
-            (json!({"ts":1,"name":"x","props":"[1]"}), "must hold a JSON object"),
+            (json!({"ts":1704103200,"name":""}), "is empty"),
+            (json!({"ts":1704103200}), "missing `name`"),
+            (json!({"ts":1704103200,"name":3}), "wrong type"),
+            (json!({"ts":1704103200,"name":"x","user":[1]}), "`user`"),
+            (json!({"ts":1704103200,"name":"x","iid":true}), "insert_id column"),
+            (json!({"ts":1704103200,"name":"x","loaded":"later"}), "column `loaded`"),
+            (json!({"ts":1704103200,"name":"x","props":"{bad"}), "not valid JSON"),
+            (
+                json!({"ts":1704103200,"name":"x","props":"[1]"}),
+                "must hold a JSON object",
+            ),
+            (
+                json!({"ts":4102444800i64,"name":"x"}),
+                "2100-01-01T00:00:00+00:00 is outside",
+            ),
         ] {
             let e = ev(v, &cols).unwrap_err();
             assert!(e.contains(why), "{e} / {why}");

@@ -7,6 +7,28 @@ use serde_json::{Number, Value};
 /// year 5138, 1e11 ms is 1973).
 const MS_THRESHOLD: f64 = 1e11;
 
+/// The event times accepted, UTC µs: 1971-01-01T00:00:00Z (Mixpanel rejects earlier
+/// ones) up to 2100-01-01T00:00:00Z. A time outside is a bad record (SPEC §7): mostly
+/// microseconds read as milliseconds (the year 55970), and one such event would stretch
+/// the dense tables (`active_groups`, `group_retention`) over millennia, out of memory.
+/// A fixed range, not "an hour from now" as Mixpanel's ingestion has it: a rerun on the
+/// same inputs must give the same rows.
+pub const EVENT_TIMES_US: std::ops::Range<i64> = 31_536_000_000_000..4_102_444_800_000_000;
+
+/// `us` when it is within [`EVENT_TIMES_US`]; else the reject's reason.
+pub fn event_time_us(us: i64) -> Result<i64, String> {
+    if EVENT_TIMES_US.contains(&us) {
+        return Ok(us);
+    }
+    let when = DateTime::from_timestamp_micros(us).map_or_else(|| format!("{us} µs"), |t| t.to_rfc3339());
+    let hint = if us >= EVENT_TIMES_US.end {
+        " (microseconds read as milliseconds?)"
+    } else {
+        ""
+    };
+    Err(format!("event time {when} is outside the years 1971 to 2099{hint}"))
+}
+
 /// Shortest decimal text of a JSON number: `123`, not `123.0`.
 pub fn number_text(n: &Number) -> String {
     if let Some(i) = n.as_i64() {

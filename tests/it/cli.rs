@@ -194,6 +194,66 @@ fn rejects_are_written_with_file_line_and_reason() {
     );
 }
 
+/// An event time outside 1971-2099 (here microseconds, read as milliseconds: the year
+/// 55970) is a bad record: the run goes on, instead of stretching the dense tables over
+/// millennia out of memory. The columnar reader declines the Parquet row, the general
+/// path words the reject.
+#[test]
+fn implausible_event_times_are_rejected_not_fatal() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+
+    let dir = tempfile::tempdir().unwrap();
+    let times = [1_704_103_200i64, 1_704_103_200_000_000, 30_000_000, 1_704_103_300];
+    let mut lines = String::new();
+    for t in times {
+        lines += &format!(
+            "{{\"event\":\"a\",\"properties\":{{\"time\":{t},\"distinct_id\":\"u\",\"company_id\":\"c\"}}}}\n"
+        );
+    }
+    write(dir.path(), "e.ndjson", &lines);
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("event", Arc::new(StringArray::from(vec!["a"; 4]))),
+        ("time", Arc::new(Int64Array::from(times.to_vec()))),
+        ("distinct_id", Arc::new(StringArray::from(vec!["u"; 4]))),
+        ("company_id", Arc::new(StringArray::from(vec!["c"; 4]))),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let file = std::fs::File::create(dir.path().join("e.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+
+    for input in ["e.ndjson", "e.parquet"] {
+        let events = dir.path().join(input);
+        let p = job(dir.path(), events.to_str().unwrap());
+        let (summary, rejects) = run_with_rejects(dir.path(), &p);
+        assert_eq!(summary["events"]["read"], 2, "{input}");
+        let reasons: Vec<(u64, &str)> = rejects
+            .iter()
+            .map(|r| {
+                let at = r["line"].as_u64().or(r["row"].as_u64()).unwrap();
+                (at, r["reason"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(reasons.len(), 2, "{input}: {reasons:?}");
+        assert_eq!(reasons[0].0, 2, "{input}: {reasons:?}");
+        assert!(reasons[0].1.contains("+55970-"), "{input}: {reasons:?}");
+        assert!(
+            reasons[1]
+                .1
+                .contains("1970-12-14T05:20:00+00:00 is outside the years 1971 to 2099"),
+            "{input}: {reasons:?}"
+        );
+        assert_eq!(
+            read_table(&dir.path().join("out"), "active_groups"),
+            ["date=2024-01-01 | group_key=company_id | dau=1 | wau=1 | mau=1"],
+            "{input}"
+        );
+    }
+}
+
 #[test]
 fn max_rejects_fails_the_run_and_keeps_previous_partitions() {
     let dir = tempfile::tempdir().unwrap();
