@@ -635,11 +635,15 @@ pub fn decide(
     run_id: &str,
     sink: &Sink,
 ) -> Result<Decisions, SinkError> {
-    let mut state = State::new(&job.name, config_fingerprint(job), run_id);
+    // A backfill does not bring other partitions up to date with new inputs or a changed
+    // job, so the next incremental run must still see those inputs as new and the job as
+    // changed.
+    let config = match (mode, old) {
+        (Mode::Backfill(..), Some(o)) => o.config.clone(),
+        _ => config_fingerprint(job),
+    };
+    let mut state = State::new(&job.name, config, run_id);
     state.inputs = match (mode, old) {
-        // A backfill does not bring other partitions up to date with new inputs, so the
-        // next incremental run must still see those inputs as new.
-        (Mode::Backfill(..), Some(o)) => o.inputs.clone(),
         (Mode::Backfill(..), None) => Vec::new(),
         _ => input_records(inputs),
     };

@@ -158,6 +158,42 @@ fn incremental_runs_equal_one_full_refresh() {
     }
 }
 
+/// A backfill after the job changed brings only its own dates up to the new job: the next
+/// incremental run must still see the job as changed and bring the rest up to date.
+#[test]
+fn a_backfill_after_a_job_change_leaves_the_rest_to_the_next_run() {
+    let f = fixture(|_| true);
+    run(&f.job, &[]);
+    let text = job_text(&f.inputs, &f.out).replace(
+        "[events]",
+        "exclude_events = [\"$groupidentify\", \"Invite Teammate\"]\n[events]",
+    );
+    std::fs::write(&f.job, &text).unwrap();
+    let changed = |out: &Path| -> Vec<String> {
+        read_table(out, "group_event_daily")
+            .into_iter()
+            .filter(|r| r.contains("event=Invite Teammate"))
+            .collect()
+    };
+    assert!(
+        !changed(&f.out).is_empty(),
+        "the sample has the event the job now excludes"
+    );
+    let o = run(&f.job, &["--from", "2024-01-10", "--to", "2024-01-10"]);
+    assert!(!o.stdout.contains("up to date"), "{}", o.stdout);
+    let o = run(&f.job, &[]);
+    assert!(!o.stdout.contains("up to date"), "{}", o.stdout);
+    assert_eq!(changed(&f.out), Vec::<String>::new());
+
+    let full = f.dir.path().join("full");
+    let p = f.dir.path().join("full.toml");
+    std::fs::write(&p, text.replace(&*f.out.to_string_lossy(), &*full.to_string_lossy())).unwrap();
+    run(&p, &["--full-refresh"]);
+    assert_eq!(snapshot(&f.out), snapshot(&full));
+    let o = run(&f.job, &[]);
+    assert!(o.stdout.contains("up to date"), "{}", o.stdout);
+}
+
 #[test]
 fn removed_input_removes_its_partitions() {
     let Fixture { dir, inputs, out, job } = fixture(|_| true);
