@@ -187,7 +187,7 @@ fn a_backfill_after_a_job_change_leaves_the_rest_to_the_next_run() {
 
     let full = f.dir.path().join("full");
     let p = f.dir.path().join("full.toml");
-    std::fs::write(&p, text.replace(&*f.out.to_string_lossy(), &*full.to_string_lossy())).unwrap();
+    std::fs::write(&p, text.replace(&*f.out.to_string_lossy(), &full.to_string_lossy())).unwrap();
     run(&p, &["--full-refresh"]);
     assert_eq!(snapshot(&f.out), snapshot(&full));
     let o = run(&f.job, &[]);
