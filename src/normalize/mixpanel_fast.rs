@@ -99,7 +99,7 @@ pub(crate) fn write_number(out: &mut String, n: &Number) {
     } else if let Some(u) = n.as_u64() {
         let _ = write!(out, "{u}");
     } else if let Some(f) = n.as_f64() {
-        let _ = write!(out, "{f}");
+        let _ = write!(out, "{}", if f == 0.0 { 0.0 } else { f });
     }
 }
 

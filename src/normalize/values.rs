@@ -36,8 +36,11 @@ pub fn number_text(n: &Number) -> String {
     } else if let Some(u) = n.as_u64() {
         u.to_string()
     } else {
-        // f64's Display is the shortest round-tripping text and omits a zero fraction.
-        n.as_f64().map(|f| f.to_string()).unwrap_or_default()
+        // f64's Display is the shortest round-tripping text and omits a zero fraction;
+        // -0 is the number 0.
+        n.as_f64()
+            .map(|f| if f == 0.0 { "0".into() } else { f.to_string() })
+            .unwrap_or_default()
     }
 }
 
@@ -257,6 +260,24 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Numbers parse exactly (serde_json's `float_roundtrip`), print as their shortest text,
+    /// and -0 is 0.
+    #[test]
+    fn number_text_is_the_numbers_shortest_text() {
+        for (json, text) in [
+            ("0.23217612806301458", "0.23217612806301458"),
+            ("123456789012345678901", "123456789012345680000"),
+            ("1042.0", "1042"),
+            ("1e3", "1000"),
+            ("-0", "0"),
+            ("-0.0", "0"),
+            ("18446744073709551615", "18446744073709551615"),
+        ] {
+            let n: Number = serde_json::from_str(json).unwrap();
+            assert_eq!(number_text(&n), text, "{json}");
+        }
+    }
 
     #[test]
     fn integer_epoch_spans_only_within_one_unit() {

@@ -428,6 +428,18 @@ fn float(f: f64) -> Value {
     Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
 
+/// A decimal as the JSON number its text is: `12.50` → 12.5, `1042.00` → 1042 (an integer,
+/// so `1042` the id), a 38-digit warehouse `NUMBER(38,0)` time → its integer.
+fn decimal<T: DecimalType>(array: &dyn Array, scale: i8, i: usize) -> Value {
+    let text = T::format_decimal(array.as_primitive::<T>().value(i), 0, scale);
+    // Trailing fractional zeros would make serde read a float: `1042.00` is the integer.
+    let integral = match text.split_once('.') {
+        Some((int, frac)) if frac.bytes().all(|b| b == b'0') => int,
+        _ => &text,
+    };
+    serde_json::from_str::<Number>(integral).map_or(Value::Null, Value::Number)
+}
+
 /// The JSON value of `array[i]`. Timestamps become RFC 3339 text so that every vendor's
 /// time parser sees one representation.
 fn cell(array: &dyn Array, i: usize) -> Value {
@@ -447,7 +459,20 @@ fn cell(array: &dyn Array, i: usize) -> Value {
         DataType::UInt16 => array.as_primitive::<UInt16Type>().value(i).into(),
         DataType::UInt32 => array.as_primitive::<UInt32Type>().value(i).into(),
         DataType::UInt64 => array.as_primitive::<UInt64Type>().value(i).into(),
-        DataType::Float32 => float(array.as_primitive::<Float32Type>().value(i) as f64),
+        // The float32's own shortest text (0.1, not 0.10000000149011612), as f64.
+        DataType::Float32 => float(
+            array
+                .as_primitive::<Float32Type>()
+                .value(i)
+                .to_string()
+                .parse()
+                .unwrap_or(f64::NAN),
+        ),
+        DataType::Float16 => float(array.as_primitive::<Float16Type>().value(i).to_f64()),
+        DataType::Decimal32(_, s) => decimal::<Decimal32Type>(array, *s, i),
+        DataType::Decimal64(_, s) => decimal::<Decimal64Type>(array, *s, i),
+        DataType::Decimal128(_, s) => decimal::<Decimal128Type>(array, *s, i),
+        DataType::Decimal256(_, s) => decimal::<Decimal256Type>(array, *s, i),
         DataType::Float64 => float(array.as_primitive::<Float64Type>().value(i)),
         DataType::Timestamp(unit, _) => {
             let v = match unit {
@@ -471,8 +496,27 @@ fn cell(array: &dyn Array, i: usize) -> Value {
             let d = array.as_primitive::<Date32Type>().value(i);
             Value::String(crate::calendar::format_day(d))
         }
+        DataType::Date64 => {
+            let ms = array.as_primitive::<Date64Type>().value(i);
+            Value::String(crate::calendar::format_day(ms.div_euclid(86_400_000) as i32))
+        }
         DataType::List(_) => list(array.as_list::<i32>().value(i).as_ref()),
         DataType::LargeList(_) => list(array.as_list::<i64>().value(i).as_ref()),
+        DataType::FixedSizeList(..) => list(array.as_fixed_size_list().value(i).as_ref()),
+        // An object of its entries, keys as text.
+        DataType::Map(..) => {
+            let entries = array.as_map().value(i);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            let mut obj = Map::new();
+            for j in 0..entries.len() {
+                let key = match cell(keys.as_ref(), j) {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                obj.insert(key, cell(values.as_ref(), j));
+            }
+            Value::Object(obj)
+        }
         DataType::Struct(fields) => {
             let s = array.as_struct();
             let mut obj = Map::new();
@@ -483,14 +527,16 @@ fn cell(array: &dyn Array, i: usize) -> Value {
         }
         DataType::Binary => Value::String(String::from_utf8_lossy(array.as_binary::<i32>().value(i)).into_owned()),
         DataType::LargeBinary => Value::String(String::from_utf8_lossy(array.as_binary::<i64>().value(i)).into_owned()),
+        DataType::FixedSizeBinary(_) => {
+            Value::String(String::from_utf8_lossy(array.as_fixed_size_binary().value(i)).into_owned())
+        }
         DataType::Dictionary(_, _) => {
             let d = array.as_any_dictionary();
             cell(d.values().as_ref(), dictionary_key(d.keys(), d.values().len(), i))
         }
-        _ => Value::String(format!(
-            "{:?}",
-            arrow_array::array::make_array(array.to_data()).slice(i, 1)
-        )),
+        // Durations, intervals, times of day, unions: no value an event or an operation
+        // reads (their debug text had become group ids).
+        _ => Value::Null,
     }
 }
 
@@ -674,6 +720,42 @@ mod tests {
         let d: DictionaryArray<Int8Type> = vec![Some("x"), None, Some("y"), Some("x")].into_iter().collect();
         let got: Vec<Value> = (0..4).map(|i| cell(&d, i)).collect();
         assert_eq!(got, [json!("x"), Value::Null, json!("y"), json!("x")]);
+    }
+
+    /// Warehouse column types read as the JSON value they hold.
+    #[test]
+    fn decimals_floats_maps_and_unknown_types() {
+        use arrow_array::builder::{MapBuilder, StringBuilder};
+        use arrow_array::{Decimal128Array, DurationSecondArray, Float32Array};
+
+        let amounts = Decimal128Array::from(vec![1250, 104_200, -50, 0])
+            .with_precision_and_scale(20, 2)
+            .unwrap();
+        let got: Vec<Value> = (0..4).map(|i| cell(&amounts, i)).collect();
+        assert_eq!(got, [json!(12.5), json!(1042), json!(-0.5), json!(0)]);
+        assert!(got[1].is_i64(), "1042.00 is the integer 1042");
+        // NUMBER(38,0) epoch seconds, and a scale below zero.
+        let times = Decimal128Array::from(vec![1_704_103_200, 17])
+            .with_precision_and_scale(38, 0)
+            .unwrap();
+        assert_eq!(cell(&times, 0), json!(1_704_103_200));
+        let hundreds = Decimal128Array::from(vec![17])
+            .with_precision_and_scale(10, -2)
+            .unwrap();
+        assert_eq!(cell(&hundreds, 0), json!(1700));
+
+        let f = Float32Array::from(vec![0.1f32, 2.5]);
+        assert_eq!((cell(&f, 0), cell(&f, 1)), (json!(0.1), json!(2.5)));
+
+        let mut m = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        m.keys().append_value("plan");
+        m.values().append_value("pro");
+        m.append(true).unwrap();
+        m.append(false).unwrap();
+        let m = m.finish();
+        assert_eq!((cell(&m, 0), cell(&m, 1)), (json!({"plan": "pro"}), Value::Null));
+
+        assert_eq!(cell(&DurationSecondArray::from(vec![5]), 0), Value::Null);
     }
 
     #[test]
