@@ -31,6 +31,29 @@ fn has_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', '{'])
 }
 
+/// Whether a wildcard matched a name starting with `_` or `.` in `path` (its segments past
+/// the pattern's `literal` ones): such names are not data to Hive, Spark and the other
+/// engines that write exports (`_SUCCESS`, `_committed_*`, `.part-0.crc`, `_temporary/`),
+/// so a glob skips them. A pattern segment that starts with the same character asked for
+/// them, as does a literal path.
+fn hidden(path: &str, pattern: &str, literal: usize) -> bool {
+    let names = path.split('/').skip(literal);
+    let segments: Vec<&str> = pattern.split('/').skip(literal).collect();
+    let recursive = segments.contains(&"**");
+    names.enumerate().any(|(i, name)| {
+        let Some(c) = name.chars().next().filter(|c| matches!(c, '_' | '.')) else {
+            return false;
+        };
+        // Under `**` names and segments do not pair up: only a segment naming it asks.
+        let asked = if recursive {
+            segments.iter().any(|s| s.starts_with(c))
+        } else {
+            segments.get(i).is_some_and(|s| s.starts_with(c))
+        };
+        !asked
+    })
+}
+
 /// Expands every pattern and returns the distinct files sorted by full path: this order
 /// is the "arrival" order of SPEC §5. A pattern that matches nothing is an error, since a
 /// missing input must fail the run before any output changes.
@@ -146,7 +169,7 @@ fn list_s3(pattern: &str, stores: &Stores) -> Result<Vec<InputFile>, SourceError
     };
     Ok(objects
         .into_iter()
-        .filter(|m| matcher.is_match(m.location.as_ref()))
+        .filter(|m| matcher.is_match(m.location.as_ref()) && !hidden(m.location.as_ref(), key_pattern, literal))
         .map(file)
         .collect())
 }
@@ -197,7 +220,7 @@ fn list_local(pattern: &str) -> Result<Vec<InputFile>, SourceError> {
         } else {
             &p
         };
-        if matcher.is_match(rel) {
+        if matcher.is_match(rel) && !hidden(rel, pattern, literal) {
             out.push(stat(rel)?);
         }
     }
@@ -227,6 +250,26 @@ mod tests {
         assert_eq!(names("*/*.ndjson"), ["a/1.ndjson", "b/2.ndjson"]);
         assert_eq!(names("**/*.ndjson"), ["a/1.ndjson", "a/x/3.ndjson", "b/2.ndjson"]);
         assert_eq!(names("a/skip.csv"), ["a/skip.csv"]);
+        for f in [
+            "a/_SUCCESS",
+            "a/.1.ndjson.crc",
+            "a/_tmp/4.ndjson",
+            "a/.h/5.ndjson",
+            "_c/6.ndjson",
+        ] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, "{}\n").unwrap();
+        }
+        // Names starting with `_` or `.` that a wildcard matched are not data...
+        assert_eq!(names("a/*"), ["a/1.ndjson", "a/skip.csv"]);
+        assert_eq!(names("**/*.ndjson"), ["a/1.ndjson", "a/x/3.ndjson", "b/2.ndjson"]);
+        assert_eq!(names("*/*/*.ndjson"), ["a/x/3.ndjson"]);
+        // ...unless the pattern names them.
+        assert_eq!(names("a/_*"), ["a/_SUCCESS"]);
+        assert_eq!(names("a/_tmp/*.ndjson"), ["a/_tmp/4.ndjson"]);
+        assert_eq!(names("_c/*.ndjson"), ["_c/6.ndjson"]);
+        assert_eq!(names("*/.h/*.ndjson"), ["a/.h/5.ndjson"]);
         assert!(matches!(
             list_inputs(&[format!("{root}/none/*.ndjson")], &Stores::new(&Default::default())),
             Err(SourceError::NoMatch { .. })
