@@ -26,6 +26,18 @@ impl<'de> Deserialize<'de> for EnvString {
     }
 }
 
+/// A keyword value (`format = "csv"`, `clock = "${CLOCK}"`) read as `T` after `${VAR}`
+/// expansion: SPEC §3 expands every string, keywords included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Env<T>(pub T);
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Env<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = EnvString::deserialize(d)?;
+        T::deserialize(serde::de::value::StringDeserializer::<D::Error>::new(s.0)).map(Env)
+    }
+}
+
 /// Replaces `${NAME}` in `s` using `lookup`.
 pub fn expand(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());

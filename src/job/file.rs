@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::env::EnvString;
+use super::env::{Env, EnvString};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,9 +49,9 @@ pub enum FileTypeName {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsSection {
-    pub format: Vendor,
+    pub format: Env<Vendor>,
     pub paths: Spanned<Vec<EnvString>>,
-    pub file_type: Option<FileTypeName>,
+    pub file_type: Option<Env<FileTypeName>>,
     pub columns: Option<Spanned<EventColumns>>,
 }
 
@@ -76,10 +76,10 @@ pub enum FoldOrderName {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilesSection {
-    pub format: Vendor,
+    pub format: Env<Vendor>,
     pub paths: Spanned<Vec<EnvString>>,
-    pub file_type: Option<FileTypeName>,
-    pub order: Option<FoldOrderName>,
+    pub file_type: Option<Env<FileTypeName>>,
+    pub order: Option<Env<FoldOrderName>>,
     pub columns: Option<Spanned<ProfileColumns>>,
 }
 
@@ -108,7 +108,7 @@ pub struct GroupKeySection {
     /// RFC 3339 instant, or a bare `YYYY-MM-DD` meaning midnight in the job's timezone.
     /// A TOML date or datetime literal is accepted too.
     pub effective_from: Option<Spanned<toml::Value>>,
-    pub clock: Option<ClockName>,
+    pub clock: Option<Env<ClockName>>,
     pub name_property: Option<EnvString>,
 }
 
@@ -123,7 +123,7 @@ pub enum OutputFormatName {
 #[serde(deny_unknown_fields)]
 pub struct OutputSection {
     pub path: Spanned<EnvString>,
-    pub format: Option<OutputFormatName>,
+    pub format: Option<Env<OutputFormatName>>,
 }
 
 #[derive(Debug, Deserialize)]

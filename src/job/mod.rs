@@ -316,7 +316,7 @@ fn resolve(raw: JobFile, at: &Located, problems: &mut Vec<String>) -> Job {
             properties: c.properties.as_ref().map(|s| s.0.clone()),
         }
     });
-    match (&ev.columns, ev.format) {
+    match (&ev.columns, ev.format.0) {
         (None, Vendor::Table) => problems.push(format!(
             "{}: `events.columns`: required when `events.format = \"table\"`",
             at.path.display()
@@ -327,14 +327,14 @@ fn resolve(raw: JobFile, at: &Located, problems: &mut Vec<String>) -> Job {
         _ => {}
     }
     let events = Input {
-        format: ev.format,
+        format: ev.format.0,
         paths: paths(&ev.paths, "events.paths", problems),
-        file_type: file_type(ev.file_type),
+        file_type: file_type(ev.file_type.map(|t| t.0)),
         columns,
     };
 
     let profiles = raw.profiles.as_ref().map(|p| {
-        match (&p.columns, p.format) {
+        match (&p.columns, p.format.0) {
             (None, Vendor::Table) => problems.push(format!(
                 "{}: `profiles.columns`: required when `profiles.format = \"table\"`",
                 at.path.display()
@@ -344,15 +344,15 @@ fn resolve(raw: JobFile, at: &Located, problems: &mut Vec<String>) -> Job {
             }
             _ => {}
         }
-        let default_order = match p.format {
+        let default_order = match p.format.0 {
             Vendor::Mixpanel | Vendor::Table => FoldOrder::Arrival,
             Vendor::Posthog | Vendor::Segment => FoldOrder::Time,
         };
         ProfileInput {
-            format: p.format,
+            format: p.format.0,
             paths: paths(&p.paths, "profiles.paths", problems),
-            file_type: file_type(p.file_type),
-            order: match p.order {
+            file_type: file_type(p.file_type.map(|t| t.0)),
+            order: match p.order.map(|o| o.0) {
                 None => default_order,
                 Some(FoldOrderName::Arrival) => FoldOrder::Arrival,
                 Some(FoldOrderName::Time) => FoldOrder::Time,
@@ -394,7 +394,7 @@ fn resolve(raw: JobFile, at: &Located, problems: &mut Vec<String>) -> Job {
             key,
             display_name: gk.display_name.as_ref().map(|s| s.0.clone()),
             effective_from_us,
-            clock: match gk.clock {
+            clock: match gk.clock.map(|c| c.0) {
                 None | Some(ClockName::Event) => Clock::Event,
                 Some(ClockName::Ingest) => Clock::Ingest,
             },
@@ -418,7 +418,7 @@ fn resolve(raw: JobFile, at: &Located, problems: &mut Vec<String>) -> Job {
     }
     let output = Output {
         path: out_path,
-        format: match raw.output.format {
+        format: match raw.output.format.map(|f| f.0) {
             None | Some(OutputFormatName::Parquet) => OutputFormat::Parquet,
             Some(OutputFormatName::Csv) => OutputFormat::Csv,
         },

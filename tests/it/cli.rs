@@ -115,6 +115,61 @@ fn missing_environment_variable_is_named() {
     );
 }
 
+/// SPEC §3: `${VAR}` in any string, keywords (`format`, `file_type`, `order`, `clock`)
+/// included; a keyword the variable does not spell is named at its line.
+#[test]
+fn environment_variables_expand_in_keyword_values() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "e.txt",
+        "{\"event\":\"a\",\"properties\":{\"time\":1704103200,\"distinct_id\":\"u\",\"company_id\":\"c\"}}\n",
+    );
+    write(
+        dir.path(),
+        "p.txt",
+        "{\"$group_key\":\"company_id\",\"$group_id\":\"c\",\"$set\":{\"name\":\"C\"}}\n",
+    );
+    let text = format!(
+        r#"version = 1
+name = "env"
+[events]
+format = "${{GE_VENDOR}}"
+paths = ["{d}/e.txt"]
+file_type = "${{GE_TYPE}}"
+[profiles]
+format = "${{GE_VENDOR}}"
+paths = ["{d}/p.txt"]
+file_type = "${{GE_TYPE}}"
+order = "${{GE_ORDER}}"
+[[group_keys]]
+key = "company_id"
+clock = "${{GE_CLOCK}}"
+[output]
+path = "{d}/out"
+format = "${{GE_OUTPUT}}"
+"#,
+        d = dir.path().display()
+    );
+    let p = write(dir.path(), "env.toml", &text);
+    let mut env = vec![
+        ("GE_VENDOR", "mixpanel"),
+        ("GE_TYPE", "ndjson"),
+        ("GE_ORDER", "time"),
+        ("GE_CLOCK", "ingest"),
+        ("GE_OUTPUT", "csv"),
+    ];
+    let o = crate::common::groupetl_env(dir.path(), &["run", &p], &env);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(dir.path().join("out/group_daily/date=2024-01-01/part-0.csv").exists());
+
+    env[4] = ("GE_OUTPUT", "xlsx");
+    let o = crate::common::groupetl_env(dir.path(), &["validate", &p], &env);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("env.toml:17:10"), "{}", o.stderr);
+    assert!(o.stderr.contains("unknown variant `xlsx`"), "{}", o.stderr);
+}
+
 #[test]
 fn missing_input_fails_validate_and_run_without_writing() {
     let dir = tempfile::tempdir().unwrap();
