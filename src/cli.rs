@@ -142,6 +142,24 @@ impl From<Status> for ExitCode {
     }
 }
 
+/// `text` (clap's message for a bad invocation) with the cause on its first line: a first
+/// line that ends in `:` takes the indented lines after it (`--to <TO>`). The rest follows.
+pub fn one_line_cause(text: &str) -> (String, String) {
+    let mut lines = text.lines().peekable();
+    let mut first = lines.next().unwrap_or_default().to_string();
+    if first.ends_with(':') {
+        let mut items = Vec::new();
+        while let Some(l) = lines.next_if(|l| l.starts_with(char::is_whitespace) && !l.trim().is_empty()) {
+            items.push(l.trim());
+        }
+        if !items.is_empty() {
+            first = format!("{first} {}", items.join(", "));
+        }
+    }
+    let rest: String = lines.map(|l| format!("{l}\n")).collect();
+    (first, rest)
+}
+
 fn error(first: impl std::fmt::Display, rest: &[String]) {
     let mut e = std::io::stderr().lock();
     let _ = writeln!(e, "error: {first}");
@@ -154,14 +172,15 @@ fn load(job: &Path) -> Result<Job, Status> {
     Job::load(job).map_err(|e| {
         match &e {
             crate::job::JobError::Invalid { path, problems } => {
-                let first = format!(
-                    "invalid job file `{}` ({} problem{})",
-                    path.display(),
-                    problems.len(),
-                    if problems.len() == 1 { "" } else { "s" }
-                );
-                let lines: Vec<String> = problems.iter().flat_map(|p| p.lines().map(str::to_string)).collect();
-                error(first, &lines);
+                // The first problem on the first line (SPEC §2: the cause in one line
+                // first), each problem's own lines and the others below it.
+                let mut lines = problems.iter().flat_map(|p| p.lines().map(str::to_string));
+                let head = lines.next().unwrap_or_else(|| path.display().to_string());
+                let first = match problems.len() {
+                    1 => format!("invalid job file: {head}"),
+                    n => format!("invalid job file ({n} problems): {head}"),
+                };
+                error(first, &lines.collect::<Vec<_>>());
             }
             other => error(other, &[]),
         }

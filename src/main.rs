@@ -24,7 +24,18 @@ fn main() -> ExitCode {
         // SAFETY: sets an integer option; mimalloc reads options atomically.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 3000) };
     }
-    // Bad invocations exit 2 (clap's own convention matches ours).
-    let cli = groupetl::cli::Cli::parse();
+    let cli = match groupetl::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // Bad invocations exit 2 (clap's own convention matches ours), with the cause in
+            // one line first: clap lists missing arguments on the lines after its own.
+            let text = e.render().to_string();
+            let (first, rest) = groupetl::cli::one_line_cause(&text);
+            eprintln!("{first}");
+            eprint!("{rest}");
+            return ExitCode::from(2);
+        }
+    };
     groupetl::cli::main(cli).into()
 }

@@ -118,7 +118,8 @@ impl Lock {
             match holder {
                 Some(h) if !h.is_stale(&me) => return Err(h.held(root.display(LOCK_KEY))),
                 _ => {
-                    tracing::warn!(lock = %root.display(LOCK_KEY), "taking over a stale run lock");
+                    // Not a warning: the run's first stderr line is its error, if it fails.
+                    tracing::info!(lock = %root.display(LOCK_KEY), "taking over a stale run lock");
                     root.delete(LOCK_KEY)?;
                 }
             }
@@ -152,7 +153,7 @@ impl Lock {
                         Some(h) => h.is_stale(&me),
                     };
                     if stale {
-                        tracing::warn!(lock = %path.display(), "taking over a stale run lock");
+                        tracing::info!(lock = %path.display(), "taking over a stale run lock");
                         let _ = std::fs::remove_file(&path);
                         continue;
                     }

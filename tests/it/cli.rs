@@ -66,12 +66,31 @@ fn validate_names_file_line_column_of_unknown_key() {
     let o = groupetl(dir.path(), &["validate", &p]);
     assert_eq!(o.code, 2);
     let first = o.stderr.lines().next().unwrap();
-    assert!(first.starts_with("error: invalid job file"), "{}", o.stderr);
+    assert!(first.starts_with("error: invalid job file: "), "{}", o.stderr);
     assert!(
-        o.stderr.contains("bad.toml:9:1: in `[output]`: unknown field `formt`"),
+        first.contains("bad.toml:9:1: in `[output]`: unknown field `formt`"),
         "{}",
         o.stderr
     );
+}
+
+/// A bad invocation names what is wrong on stderr's first line (clap lists a missing
+/// argument on the next one).
+#[test]
+fn bad_invocation_names_the_cause_on_the_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = groupetl(dir.path(), &["run", "job.toml", "--from", "2024-01-05"]);
+    assert_eq!(o.code, 2);
+    let first = o.stderr.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "error: the following required arguments were not provided: --to <TO>"
+    );
+    let o = groupetl(dir.path(), &["run"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.lines().next().unwrap().ends_with("<JOB>"), "{}", o.stderr);
+    let o = groupetl(dir.path(), &["--version"]);
+    assert_eq!((o.code, o.stdout.trim()), (0, "groupetl 0.1.0"));
 }
 
 #[test]
@@ -83,7 +102,7 @@ fn validate_reports_every_semantic_problem() {
     let o = groupetl(dir.path(), &["validate", &p]);
     assert_eq!(o.code, 2);
     assert!(
-        o.stderr.lines().next().unwrap().contains("(4 problems)"),
+        o.stderr.lines().next().unwrap().contains("(4 problems): "),
         "{}",
         o.stderr
     );
