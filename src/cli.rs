@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::attribute::{SpillOptions, DEFAULT_BUDGET_MIB};
 use crate::job::Job;
+use crate::normalize;
 use crate::runner::{self, RunError, RunOptions};
 use crate::sources;
 use crate::storage::{self, Patience, Root, Stores};
@@ -308,7 +309,7 @@ fn validate(path: &Path) -> Status {
             }
         }
     }
-    let mut check = |what: &str, patterns: &[String], ft| {
+    let mut check = |what: &str, patterns: &[String], ft, needs: &[normalize::layout::Need]| {
         // Reachability first: one failing bucket is one line, not one per file.
         let mut reachable = true;
         for p in patterns.iter().filter(|p| storage::is_s3(p)) {
@@ -331,9 +332,17 @@ fn validate(path: &Path) -> Status {
                 let bytes: u64 = files.iter().map(|f| f.size).sum();
                 let _ = writeln!(out, "✓ {what}: {} files, {bytes} bytes", files.len());
                 for f in &files {
-                    if let Err(e) = sources::probe_file(f, ft) {
-                        let _ = writeln!(out, "✗ {what}: {e}");
-                        ok = false;
+                    match sources::probe_file(f, ft) {
+                        Ok(layout) => {
+                            for m in normalize::layout::missing(&layout, needs) {
+                                let _ = writeln!(out, "✗ {what}: `{}`: {m}", f.path);
+                                ok = false;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = writeln!(out, "✗ {what}: {e}");
+                            ok = false;
+                        }
                     }
                 }
             }
@@ -343,9 +352,11 @@ fn validate(path: &Path) -> Status {
             }
         }
     };
-    check("events", &job.events.paths, job.events.file_type);
+    let needs = normalize::layout::event_needs(job.events.format, job.events.columns.as_ref());
+    check("events", &job.events.paths, job.events.file_type, &needs);
     if let Some(p) = &job.profiles {
-        check("profiles", &p.paths, p.file_type);
+        let needs = normalize::layout::profile_needs(p.format, p.columns.as_ref());
+        check("profiles", &p.paths, p.file_type, &needs);
     }
     if storage::is_s3(&job.output.path) {
         match Root::open(&job.output.path, &stores).and_then(|r| r.probe().map(|()| r)) {
@@ -362,7 +373,7 @@ fn validate(path: &Path) -> Status {
         Status::Ok
     } else {
         error(
-            "validation failed: inputs or output are missing, unreachable or unreadable",
+            "validation failed: inputs or output are missing, unreachable, unreadable or lack what the format needs",
             &[],
         );
         Status::Failed

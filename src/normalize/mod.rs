@@ -5,6 +5,7 @@
 //! [`RawEvent`] and [`ProfileOp`]. A record that makes no sense yields `Err(reason)`, which
 //! the runner turns into a reject (SPEC §7).
 
+pub mod layout;
 pub mod mixpanel;
 pub mod mixpanel_columnar;
 pub mod mixpanel_fast;

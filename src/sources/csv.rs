@@ -7,9 +7,14 @@ use serde_json::{Map, Value};
 
 use super::{parse_json_column, Position, Record, SourceError, Unreadable, JSON_TEXT_COLUMNS};
 
-pub(super) fn read(path: &str, r: Box<dyn BufRead + Send>, each: &mut dyn FnMut(Record)) -> Result<(), SourceError> {
+/// The header's column names (for `validate`).
+pub(super) fn header(path: &str, r: Box<dyn BufRead + Send>) -> Result<super::Layout, SourceError> {
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(r);
-    let headers: Vec<String> = rdr
+    Ok(super::Layout::Columns(headers(path, &mut rdr)?))
+}
+
+fn headers(path: &str, rdr: &mut csv::Reader<Box<dyn BufRead + Send>>) -> Result<Vec<String>, SourceError> {
+    Ok(rdr
         .headers()
         .map_err(|e| {
             if e.is_io_error() {
@@ -25,7 +30,12 @@ pub(super) fn read(path: &str, r: Box<dyn BufRead + Send>, each: &mut dyn FnMut(
         })?
         .iter()
         .map(str::to_string)
-        .collect();
+        .collect())
+}
+
+pub(super) fn read(path: &str, r: Box<dyn BufRead + Send>, each: &mut dyn FnMut(Record)) -> Result<(), SourceError> {
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(r);
+    let headers = headers(path, &mut rdr)?;
     let mut rec = csv::StringRecord::new();
     loop {
         let pos_line = rdr.position().line() + 1;

@@ -222,8 +222,23 @@ pub fn parquet_footer(file: &InputFile, explicit: Option<FileType>) -> Result<Op
     }
 }
 
-/// Checks that `file` can be opened and its first record parsed (for `validate`).
-pub fn probe_file(file: &InputFile, explicit: Option<FileType>) -> Result<(), SourceError> {
+/// What `validate` reads of a file's layout from its head.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layout {
+    /// Top-level column names: a Parquet schema, a CSV header.
+    Columns(Vec<String>),
+    /// The first record of an NDJSON file.
+    FirstRecord(Value),
+    /// No record at all.
+    Empty,
+}
+
+/// Blank lines `validate` skips looking for an NDJSON file's first record.
+const PROBE_LINES: usize = 1000;
+
+/// Opens `file` and reads its layout: the Parquet schema, the CSV header or the first
+/// NDJSON record (for `validate`).
+pub fn probe_file(file: &InputFile, explicit: Option<FileType>) -> Result<Layout, SourceError> {
     let (kind, compression) = detect(&file.path, explicit)?;
     match (kind, &file.bucket) {
         (FileType::Parquet, None) => parquet::probe(&file.path),
@@ -231,12 +246,29 @@ pub fn probe_file(file: &InputFile, explicit: Option<FileType>) -> Result<(), So
             &file.path,
             b.parquet_reader(s3_key(b, file), file.size, file.etag.clone()),
         ),
-        _ => {
+        (FileType::Csv, _) => csv::header(&file.path, open_decoded(file, compression, Some(PROBE_CHUNK))?),
+        (FileType::Ndjson, _) => {
             let mut r = open_decoded(file, compression, Some(PROBE_CHUNK))?;
             let mut buf = Vec::new();
-            r.read_until(b'\n', &mut buf)
-                .map_err(|source| SourceError::io(&file.path, source))?;
-            Ok(())
+            for _ in 0..PROBE_LINES {
+                buf.clear();
+                let n = r
+                    .read_until(b'\n', &mut buf)
+                    .map_err(|source| SourceError::io(&file.path, source))?;
+                if n == 0 {
+                    return Ok(Layout::Empty);
+                }
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return serde_json::from_slice(&buf)
+                    .map(Layout::FirstRecord)
+                    .map_err(|e| SourceError::Decode {
+                        path: file.path.clone(),
+                        message: format!("the first record is not valid JSON: {e}"),
+                    });
+            }
+            Ok(Layout::Empty)
         }
     }
 }

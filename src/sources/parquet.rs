@@ -29,13 +29,18 @@ fn decode_err(path: &str, e: impl std::fmt::Display) -> SourceError {
     }
 }
 
-pub(super) fn probe(path: &str) -> Result<(), SourceError> {
+pub(super) fn probe(path: &str) -> Result<super::Layout, SourceError> {
     let file = File::open(path).map_err(|source| SourceError::Io {
         path: path.to_string(),
         source,
     })?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| decode_err(path, e))?;
-    Ok(())
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| decode_err(path, e))?;
+    Ok(columns(builder.schema()))
+}
+
+/// A schema's top-level column names.
+fn columns(schema: &Schema) -> super::Layout {
+    super::Layout::Columns(schema.fields().iter().map(|f| f.name().clone()).collect())
 }
 
 pub(super) fn read(path: &str, hook: Option<BatchHook>, each: &mut dyn FnMut(Record)) -> Result<(), SourceError> {
@@ -239,9 +244,9 @@ fn parquet_err(path: &str, e: parquet::errors::ParquetError) -> SourceError {
 }
 
 /// Reads the footer of an S3 Parquet object (ranged GETs only).
-pub(super) fn probe_s3(path: &str, reader: ParquetObjectReader) -> Result<(), SourceError> {
-    block_on(ParquetRecordBatchStreamBuilder::new(reader)).map_err(|e| parquet_err(path, e))?;
-    Ok(())
+pub(super) fn probe_s3(path: &str, reader: ParquetObjectReader) -> Result<super::Layout, SourceError> {
+    let builder = block_on(ParquetRecordBatchStreamBuilder::new(reader)).map_err(|e| parquet_err(path, e))?;
+    Ok(columns(builder.schema()))
 }
 
 /// Reads an S3 Parquet object a row group at a time: each step fetches that row group's

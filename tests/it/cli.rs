@@ -189,6 +189,41 @@ format = "${{GE_OUTPUT}}"
     assert!(o.stderr.contains("unknown variant `xlsx`"), "{}", o.stderr);
 }
 
+/// `validate` checks each input's layout (Parquet schema, CSV header, first NDJSON
+/// record) for what the format needs, instead of only opening the files.
+#[test]
+fn validate_checks_inputs_have_what_the_format_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = write(dir.path(), "a.csv", "foo,bar\n1,2\n");
+    let p = job(dir.path(), &events);
+    let o = groupetl(dir.path(), &["validate", &p]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("a.csv`: no `event` or `event_name` column (the event name)"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stderr.starts_with("error: validation failed"), "{}", o.stderr);
+
+    let events = write(
+        dir.path(),
+        "b.ndjson",
+        "\n{\"event\":\"a\",\"properties\":{\"time\":1704103200}}\n",
+    );
+    let o = groupetl(dir.path(), &["validate", &job(dir.path(), &events)]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let events = write(dir.path(), "c.ndjson", "{\"event\":\"a\",\"properties\":{}}\n");
+    let o = groupetl(dir.path(), &["validate", &job(dir.path(), &events)]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stdout
+            .contains("no `properties.time` or `time` field in the first record (the event time)"),
+        "{}",
+        o.stdout
+    );
+}
+
 #[test]
 fn missing_input_fails_validate_and_run_without_writing() {
     let dir = tempfile::tempdir().unwrap();
