@@ -157,20 +157,27 @@ fn checked_profile_op(v: &Value) -> Result<Checked, String> {
     let group_id = required_id("$group_id", obj.get("$group_id"))?;
     let time_us = epoch_auto_us(obj.get("$time")).map_err(|e| format!("`$time`: {e}"))?;
 
-    let mut operator: Option<&'static str> = None;
-    for k in obj.keys() {
+    // (operator, whether its value is not null)
+    let mut ops: Vec<(&'static str, bool)> = Vec::new();
+    for (k, v) in obj {
         if !k.starts_with('$') || OP_METADATA.contains(&k.as_str()) {
             continue;
         }
         let Some(&op) = OPERATORS.iter().find(|o| **o == k) else {
             return Err(format!("unknown operator `{k}`"));
         };
-        if let Some(first) = operator {
-            return Err(format!("two operators in one record (`{first}` and `{k}`)"));
-        }
-        operator = Some(op);
+        ops.push((op, !v.is_null()));
     }
-    let operator = operator.ok_or("no operator ($set, $set_once, $unset, $union, $remove or $delete)")?;
+    let set: Vec<&'static str> = ops.iter().filter(|(_, set)| *set).map(|(op, _)| *op).collect();
+    let operator = match (&ops[..], &set[..]) {
+        ([], _) => return Err("no operator ($set, $set_once, $unset, $union, $remove or $delete)".into()),
+        ([(op, _)], _) => *op,
+        // The other operators null: a CSV or Parquet export has a column for each, empty
+        // where the row's operation is another one.
+        (_, [op]) => *op,
+        (_, [a, b, ..]) => return Err(format!("two operators in one record (`{a}` and `{b}`)")),
+        ([(a, _), (b, _), ..], []) => return Err(format!("two operators in one record (`{a}` and `{b}`)")),
+    };
     Ok(Checked {
         group_key,
         group_id,
@@ -299,6 +306,28 @@ mod tests {
         ] {
             let e = event(&v, &ctx).unwrap_err();
             assert!(e.contains(why), "{e} / {why}");
+        }
+    }
+
+    /// A CSV or Parquet export has a column per operator: the others are null.
+    #[test]
+    fn null_operators_beside_the_one_set_are_absent() {
+        let op =
+            profile_op(&json!({"$group_key":"k","$group_id":"g","$set":null,"$unset":["a"],"$union":null})).unwrap();
+        assert_eq!(op.op, Op::Unset(vec!["a".into()]));
+        let op = profile_op(&json!({"$group_key":"k","$group_id":"g","$delete":null})).unwrap();
+        assert_eq!(op.op, Op::Delete);
+        for (v, why) in [
+            (
+                json!({"$group_key":"k","$group_id":"g","$set":{},"$unset":[]}),
+                "two operators in one record (`$set` and `$unset`)",
+            ),
+            (
+                json!({"$group_key":"k","$group_id":"g","$set":null,"$unset":null}),
+                "two operators in one record (`$set` and `$unset`)",
+            ),
+        ] {
+            assert_eq!(profile_op(&v).unwrap_err(), why);
         }
     }
 

@@ -282,5 +282,15 @@ pub(crate) fn parse_json_column(name: &str, v: Value) -> Result<Value, String> {
     }
 }
 
-/// Columns whose text holds a JSON document in Parquet/CSV exports.
-pub(crate) const JSON_TEXT_COLUMNS: [&str; 3] = ["properties", "context", "traits"];
+/// Columns whose text holds a JSON document in Parquet/CSV exports: event properties, and
+/// the payloads of Mixpanel `/groups` operations written one column per operator.
+pub(crate) const JSON_TEXT_COLUMNS: [&str; 8] = [
+    "properties",
+    "context",
+    "traits",
+    "$set",
+    "$set_once",
+    "$unset",
+    "$union",
+    "$remove",
+];

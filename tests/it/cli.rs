@@ -224,6 +224,48 @@ fn validate_checks_inputs_have_what_the_format_needs() {
     );
 }
 
+/// Mixpanel `/groups` operations from CSV: a column per operator, empty where the row's
+/// operation is another one, payloads as JSON text.
+#[test]
+fn mixpanel_profile_operations_read_from_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = write(
+        dir.path(),
+        "e.ndjson",
+        "{\"event\":\"a\",\"properties\":{\"time\":1704103200,\"company_id\":\"g1\"}}\n",
+    );
+    write(
+        dir.path(),
+        "ops.csv",
+        concat!(
+            "$group_key,$group_id,$set,$unset,$union,$time\n",
+            "company_id,g1,\"{\"\"name\"\":\"\"G\"\",\"\"a\"\":1}\",,,1704103200\n",
+            "company_id,g1,,\"[\"\"a\"\"]\",,1704103201\n",
+            "company_id,g1,,,\"{\"\"tags\"\":[\"\"x\"\"]}\",1704103202\n",
+            "company_id,g2,{,,,1704103203\n",
+        ),
+    );
+    let text = JOB
+        .replace("EVENTS", &events)
+        .replace("OUT", dir.path().join("out").to_str().unwrap())
+        + &format!(
+            "[profiles]\nformat = \"mixpanel\"\npaths = [\"{}\"]\n",
+            dir.path().join("ops.csv").display()
+        );
+    let p = write(dir.path(), "job.toml", &text);
+    let (_, rejects) = run_with_rejects(dir.path(), &p);
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(rejects[0]["line"], 5);
+    assert!(rejects[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("column `$set` is not valid JSON"));
+    assert_eq!(
+        read_table(&dir.path().join("out"), "group_profiles"),
+        ["group_key=company_id | group_id=g1 | name=g1 | properties={\"name\":\"G\",\"tags\":[\"x\"]} | created_at=2024-01-01T10:00:00.000000Z | updated_at=2024-01-01T10:00:02.000000Z"]
+    );
+}
+
 #[test]
 fn missing_input_fails_validate_and_run_without_writing() {
     let dir = tempfile::tempdir().unwrap();
