@@ -100,7 +100,7 @@ pub fn apply(groups: &mut Folded, op: ProfileOp) {
                     None => {
                         let mut list: Vec<Value> = Vec::with_capacity(incoming.len());
                         for item in incoming {
-                            if !list.contains(&item) {
+                            if !list.iter().any(|x| same(x, &item)) {
                                 list.push(item);
                             }
                         }
@@ -108,7 +108,7 @@ pub fn apply(groups: &mut Folded, op: ProfileOp) {
                     }
                     Some(Value::Array(list)) => {
                         for item in incoming {
-                            if !list.contains(&item) {
+                            if !list.iter().any(|x| same(x, &item)) {
                                 list.push(item);
                             }
                         }
@@ -120,11 +120,34 @@ pub fn apply(groups: &mut Folded, op: ProfileOp) {
         Op::Remove(m) => {
             for (k, v) in m {
                 if let Some(Value::Array(list)) = props.get_mut(&k) {
-                    list.retain(|item| *item != v);
+                    list.retain(|item| !same(item, &v));
                 }
             }
         }
         Op::Delete => unreachable!("handled above"),
+    }
+}
+
+/// JSON equality (SPEC §5: `1` ≠ `"1"`), numbers by value: `1` and `1.0` are one number,
+/// as they are one group id (serde_json's own equality tells integers from floats).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let int = |n: &serde_json::Number| n.as_i64().map(i128::from).or(n.as_u64().map(i128::from));
+            match (int(x), int(y)) {
+                (Some(i), Some(j)) => i == j,
+                (Some(i), None) | (None, Some(i)) => {
+                    let f = if int(x).is_some() { y.as_f64() } else { x.as_f64() };
+                    f.is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e38 && f as i128 == i)
+                }
+                (None, None) => x.as_f64() == y.as_f64(),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, a)| y.get(k).is_some_and(|b| same(a, b)))
+        }
+        _ => a == b,
     }
 }
 
@@ -176,6 +199,29 @@ mod tests {
         );
         let g = &f[&("k".to_string(), "g".to_string())];
         assert_eq!((g.created_at, g.updated_at), (Some(100_000_000), Some(104_000_000)));
+    }
+
+    /// `1` and `1.0` are one number to `$union` and `$remove`; `1` and `"1"` are not.
+    #[test]
+    fn list_operations_compare_numbers_by_value() {
+        let ops = [
+            op("g", Some(1), json!({"$set": {"tags": [1, "1", [2.0], {"a": 3}]}})),
+            op(
+                "g",
+                Some(2),
+                json!({"$union": {"tags": [1.0, "1", [2], {"a": 3.0}, 4.5, 4.5, 1e0]}}),
+            ),
+            op("g", Some(3), json!({"$union": {"new": [7, 7.0, -0.0, 0]}})),
+            op("g", Some(4), json!({"$remove": {"tags": 4.5}})),
+            op("g", Some(5), json!({"$remove": {"new": 7.0}})),
+        ];
+        let f = fold(ops);
+        assert_eq!(
+            props(&f, "g"),
+            json!({"tags": [1, "1", [2.0], {"a": 3}], "new": [-0.0]})
+        );
+        assert!(!same(&json!(9007199254740993u64), &json!(9007199254740992.0)));
+        assert!(same(&json!(u64::MAX), &json!(u64::MAX)));
     }
 
     #[test]
