@@ -261,7 +261,7 @@ pub fn probe_file(file: &InputFile, explicit: Option<FileType>) -> Result<Layout
                 if buf.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                return serde_json::from_slice(&buf)
+                return serde_json::from_slice(buf.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&buf))
                     .map(Layout::FirstRecord)
                     .map_err(|e| SourceError::Decode {
                         path: file.path.clone(),

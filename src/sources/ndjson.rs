@@ -31,6 +31,12 @@ pub(super) fn read(
         line += 1;
         let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
+        // A UTF-8 byte-order mark (Windows tools write one) is not part of the first record.
+        let text = if line == 1 {
+            text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text)
+        } else {
+            text
+        };
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -55,5 +61,37 @@ pub(super) fn read(
             pos: Position::Line(line),
             value,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn lines_with_a_byte_order_mark_crlf_and_blanks() {
+        let text = "\u{feff}{\"a\":1}\r\n\r\n  \n{\"a\":2}\n\u{feff}{\"a\":3}";
+        let mut got = Vec::new();
+        read(
+            "f",
+            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+            None,
+            &mut |r| got.push((r.pos, r.value.map_err(|u| u.reason))),
+        )
+        .unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(
+            (got[0].0, got[0].1.as_ref().unwrap()),
+            (Position::Line(1), &json!({"a": 1}))
+        );
+        assert_eq!(
+            (got[1].0, got[1].1.as_ref().unwrap()),
+            (Position::Line(4), &json!({"a": 2}))
+        );
+        // Only the file's first bytes can be a byte-order mark.
+        assert_eq!(got[2].0, Position::Line(5));
+        assert!(got[2].1.as_ref().unwrap_err().starts_with("not valid JSON"));
     }
 }
