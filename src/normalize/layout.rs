@@ -95,6 +95,10 @@ fn has(layout: &Layout, need: &Need) -> bool {
             cols.iter().any(|c| c == n || c == top)
         }),
         Layout::FirstRecord(v) => need.names.iter().any(|n| {
+            // A mapped column may have a dot in its name.
+            if v.get(n).is_some() {
+                return true;
+            }
             let mut at = Some(v);
             for part in n.split('.') {
                 at = match at {
