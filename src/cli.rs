@@ -39,7 +39,7 @@ pub struct Cli {
     /// the system temporary directory).
     #[arg(long, global = true, value_name = "DIR", env = "GROUPETL_SPILL_DIR")]
     pub spill_dir: Option<PathBuf>,
-    /// MiB of encoded events (~25 bytes each) held in memory before they spill to disk.
+    /// MiB of encoded events (~40 bytes each) held in memory before they spill to disk.
     #[arg(
         long,
         global = true,
@@ -290,7 +290,8 @@ fn validate(path: &Path) -> Status {
         job.group_keys.len(),
         job.funnels.len()
     );
-    let mut ok = true;
+    // Each problem as its `✗` line says it; the first one is also the error's line.
+    let mut problems: Vec<String> = Vec::new();
     // Probes use a short timeout and one retry: `validate` answers in seconds.
     let stores = Stores::with_patience(&job.s3, Patience::Probe);
     let mut paths: Vec<&String> = job.events.paths.iter().collect();
@@ -303,10 +304,7 @@ fn validate(path: &Path) -> Status {
             Ok(d) => {
                 let _ = writeln!(out, "✓ S3: {d}");
             }
-            Err(e) => {
-                let _ = writeln!(out, "✗ S3: {e}");
-                ok = false;
-            }
+            Err(e) => fail(&mut out, &mut problems, format!("S3: {e}")),
         }
     }
     let mut check = |what: &str, patterns: &[String], ft, needs: &[normalize::layout::Need]| {
@@ -318,13 +316,12 @@ fn validate(path: &Path) -> Status {
                     let _ = writeln!(out, "✓ {what}: {at} is reachable");
                 }
                 Err(e) => {
-                    let _ = writeln!(out, "✗ {what}: {e}");
+                    fail(&mut out, &mut problems, format!("{what}: {e}"));
                     reachable = false;
                 }
             }
         }
         if !reachable {
-            ok = false;
             return;
         }
         match sources::list_inputs(patterns, &stores) {
@@ -335,21 +332,14 @@ fn validate(path: &Path) -> Status {
                     match sources::probe_file(f, ft) {
                         Ok(layout) => {
                             for m in normalize::layout::missing(&layout, needs) {
-                                let _ = writeln!(out, "✗ {what}: `{}`: {m}", f.path);
-                                ok = false;
+                                fail(&mut out, &mut problems, format!("{what}: `{}`: {m}", f.path));
                             }
                         }
-                        Err(e) => {
-                            let _ = writeln!(out, "✗ {what}: {e}");
-                            ok = false;
-                        }
+                        Err(e) => fail(&mut out, &mut problems, format!("{what}: {e}")),
                     }
                 }
             }
-            Err(e) => {
-                let _ = writeln!(out, "✗ {what}: {e}");
-                ok = false;
-            }
+            Err(e) => fail(&mut out, &mut problems, format!("{what}: {e}")),
         }
     };
     let needs = normalize::layout::event_needs(job.events.format, job.events.columns.as_ref());
@@ -363,21 +353,28 @@ fn validate(path: &Path) -> Status {
             Ok(r) => {
                 let _ = writeln!(out, "✓ output: {} is reachable", r.display(""));
             }
-            Err(e) => {
-                let _ = writeln!(out, "✗ output: {e}");
-                ok = false;
-            }
+            Err(e) => fail(&mut out, &mut problems, format!("output: {e}")),
         }
     }
-    if ok {
-        Status::Ok
-    } else {
-        error(
-            "validation failed: inputs or output are missing, unreachable, unreadable or lack what the format needs",
-            &[],
-        );
-        Status::Failed
+    match problems.first() {
+        None => Status::Ok,
+        Some(first) => {
+            let more = match problems.len() {
+                1 => String::new(),
+                2 => " (and 1 more problem above)".into(),
+                n => format!(" (and {} more problems above)", n - 1),
+            };
+            error(format!("validation failed: {first}{more}"), &[]);
+            Status::Failed
+        }
     }
+}
+
+/// A `validate` problem: its `✗` line on stdout, in the order found, and kept for the
+/// error line.
+fn fail(out: &mut impl Write, problems: &mut Vec<String>, problem: String) {
+    let _ = writeln!(out, "✗ {problem}");
+    problems.push(problem);
 }
 
 fn plan(job: &Job, range: Option<DateRange>, spill: SpillOptions) -> Status {

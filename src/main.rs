@@ -27,6 +27,12 @@ fn main() -> ExitCode {
     let cli = match groupetl::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // No command: the cause first, then the help.
+            eprintln!("error: a command is required (run, validate or plan)\n");
+            eprint!("{}", e.render());
+            return ExitCode::from(2);
+        }
         Err(e) => {
             // Bad invocations exit 2 (clap's own convention matches ours), with the cause in
             // one line first: clap lists missing arguments on the lines after its own.

@@ -89,6 +89,13 @@ fn bad_invocation_names_the_cause_on_the_first_line() {
     let o = groupetl(dir.path(), &["run"]);
     assert_eq!(o.code, 2);
     assert!(o.stderr.lines().next().unwrap().ends_with("<JOB>"), "{}", o.stderr);
+    let o = groupetl(dir.path(), &[]);
+    assert_eq!(o.code, 2);
+    assert_eq!(
+        o.stderr.lines().next().unwrap(),
+        "error: a command is required (run, validate or plan)"
+    );
+    assert!(o.stderr.contains("Usage:"), "{}", o.stderr);
     let o = groupetl(dir.path(), &["--version"]);
     assert_eq!((o.code, o.stdout.trim()), (0, "groupetl 0.1.0"));
 }
@@ -204,7 +211,13 @@ fn validate_checks_inputs_have_what_the_format_needs() {
         "{}",
         o.stdout
     );
-    assert!(o.stderr.starts_with("error: validation failed"), "{}", o.stderr);
+    let first = o.stderr.lines().next().unwrap();
+    assert!(
+        first.starts_with("error: validation failed: events: `")
+            && first.ends_with("a.csv`: no `event` or `event_name` column (the event name) (and 1 more problem above)"),
+        "{}",
+        o.stderr
+    );
 
     let events = write(
         dir.path(),
