@@ -612,7 +612,7 @@ const TABLE_PROFILE_COLUMNS: &str =
 /// Table rows: the group in its own column on even rows, inside `props` on odd ones.
 fn table_group(i: usize, e: &Event) -> (Option<String>, Value) {
     match e.group {
-        Some(g) if i % 2 == 0 => (Some(g.to_string()), json!({"plan_seen": "x"})),
+        Some(g) if i.is_multiple_of(2) => (Some(g.to_string()), json!({"plan_seen": "x"})),
         Some(g) => (None, json!({"group": gid(g)})),
         None => (None, json!({})),
     }
