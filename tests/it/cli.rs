@@ -366,7 +366,7 @@ fn rejects_are_written_with_file_line_and_reason() {
 fn implausible_event_times_are_rejected_not_fatal() {
     use std::sync::Arc;
 
-    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use arrow_array::{ArrayRef, Int64Array, StringArray};
 
     let dir = tempfile::tempdir().unwrap();
     let times = [1_704_103_200i64, 1_704_103_200_000_000, 30_000_000, 1_704_103_300];
@@ -383,11 +383,7 @@ fn implausible_event_times_are_rejected_not_fatal() {
         ("distinct_id", Arc::new(StringArray::from(vec!["u"; 4]))),
         ("company_id", Arc::new(StringArray::from(vec!["c"; 4]))),
     ];
-    let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let file = std::fs::File::create(dir.path().join("e.parquet")).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    crate::common::write_parquet(&dir.path().join("e.parquet"), columns, Default::default());
 
     for input in ["e.ndjson", "e.parquet"] {
         let events = dir.path().join(input);

@@ -10,6 +10,29 @@ use arrow_array::{Array, TimestampMicrosecondArray};
 use arrow_cast::display::array_value_to_string;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+/// Writes `columns` (all nullable) to a Parquet file at `path` with `props`.
+pub fn write_parquet(
+    path: &Path,
+    columns: Vec<(&str, arrow_array::ArrayRef)>,
+    props: parquet::file::properties::WriterProperties,
+) {
+    use std::sync::Arc;
+
+    use arrow_schema::{Field, Schema};
+
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch =
+        arrow_array::RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
 /// The repository root (tests run with it as the working directory too).
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

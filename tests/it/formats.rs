@@ -17,9 +17,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow_schema::{Field, Schema};
-use parquet::arrow::ArrowWriter;
+use arrow_array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
 use serde_json::{json, Map, Value};
 
 use crate::common::{read_table, run_job, ALL_TABLES};
@@ -208,18 +206,10 @@ fn write_parquet_with(
     columns: Vec<(&str, ArrayRef)>,
     stats: parquet::file::properties::EnabledStatistics,
 ) {
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
     let props = parquet::file::properties::WriterProperties::builder()
         .set_statistics_enabled(stats)
         .build();
-    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), schema, Some(props)).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    crate::common::write_parquet(path, columns, props);
 }
 
 fn utf8(values: Vec<Option<String>>) -> ArrayRef {

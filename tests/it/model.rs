@@ -898,8 +898,7 @@ fn with_parquet_events(mut case: Case, rng: &mut StdRng, by_day: bool) -> Case {
 /// null value null.
 fn write_parquet_events(path: &Path, lines: &[String], layout: &ParquetLayout) {
     use arrow_array::builder::{ListBuilder, StringBuilder};
-    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-    use arrow_schema::{Field, Schema};
+    use arrow_array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
     use std::sync::Arc;
 
     let records: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -977,20 +976,11 @@ fn write_parquet_events(path: &Path, lines: &[String], layout: &ParquetLayout) {
         ("company_id", list("company_id")),
         ("team_id", if team_text { texts("team_id") } else { list("team_id") }),
     ];
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
     let props = parquet::file::properties::WriterProperties::builder()
         .set_max_row_group_row_count(Some(layout.rows_per_group))
         .set_data_page_row_count_limit(layout.rows_per_group.div_ceil(3))
         .build();
-    let file = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props)).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    common::write_parquet(path, columns, props);
 }
 
 // ---------------------------------------------------------------------------------------
