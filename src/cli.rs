@@ -324,7 +324,7 @@ fn validate(path: &Path) -> Status {
         if !reachable {
             return;
         }
-        match sources::list_inputs(patterns, &stores) {
+        match sources::list_inputs_outside(patterns, &stores, Some(&job.output.path)) {
             Ok(files) => {
                 let bytes: u64 = files.iter().map(|f| f.size).sum();
                 let _ = writeln!(out, "✓ {what}: {} files, {bytes} bytes", files.len());

@@ -92,9 +92,9 @@ pub struct Inputs {
 
 pub fn list(job: &Job, stores: &Stores) -> Result<Inputs, SourceError> {
     Ok(Inputs {
-        events: sources::list_inputs(&job.events.paths, stores)?,
+        events: sources::list_inputs_outside(&job.events.paths, stores, Some(&job.output.path))?,
         profiles: match &job.profiles {
-            Some(p) => sources::list_inputs(&p.paths, stores)?,
+            Some(p) => sources::list_inputs_outside(&p.paths, stores, Some(&job.output.path))?,
             None => Vec::new(),
         },
     })
@@ -110,16 +110,37 @@ fn reject_of(stream: Stream, file: &InputFile, rec_pos: sources::Position, reaso
     }
 }
 
+/// A rejected record's text for the rejects file: its first 2 KiB. Serialised only that
+/// far: the whole text of a 1 GB record had run the process out of memory.
 fn raw_text(v: &serde_json::Value) -> String {
-    let mut s = v.to_string();
-    if s.len() > 2048 {
-        let mut cut = 2048;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
+    const MAX: usize = 2048;
+    /// Keeps the first `MAX` bytes written, then stops the serialiser.
+    struct Capped(Vec<u8>);
+    impl std::io::Write for Capped {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let room = MAX - self.0.len();
+            self.0.extend_from_slice(&b[..b.len().min(room)]);
+            if b.len() > room {
+                return Err(std::io::Error::other("rejects keep 2 KiB of a record"));
+            }
+            Ok(b.len())
         }
-        s.truncate(cut);
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
-    s
+    let mut w = Capped(Vec::with_capacity(256));
+    let _ = serde_json::to_writer(&mut w, v);
+    // Cut at a character boundary.
+    match String::from_utf8(w.0) {
+        Ok(s) => s,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).expect("a valid prefix")
+        }
+    }
 }
 
 /// Reads files in parallel and hands each file's result to `consume` in file order, on
@@ -903,4 +924,21 @@ pub fn plan(job: &Job, opts: &RunOptions) -> Result<Vec<String>, RunError> {
 /// Parses a `--from`/`--to` value.
 pub fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    /// At most 2 KiB, cut at a character, a prefix of the whole text.
+    #[test]
+    fn reject_text_is_the_records_first_two_kib() {
+        let small = json!({"event": "a", "n": 1});
+        assert_eq!(super::raw_text(&small), small.to_string());
+        let big = json!({"event": "é".repeat(100_000), "n": [1, 2, 3]});
+        let whole = big.to_string();
+        let cut = super::raw_text(&big);
+        assert!(cut.len() <= 2048 && cut.len() > 2040, "{}", cut.len());
+        assert!(whole.starts_with(&cut));
+    }
 }

@@ -58,13 +58,27 @@ fn hidden(path: &str, pattern: &str, literal: usize) -> bool {
 /// is the "arrival" order of SPEC §5. A pattern that matches nothing is an error, since a
 /// missing input must fail the run before any output changes.
 pub fn list_inputs(patterns: &[String], stores: &Stores) -> Result<Vec<InputFile>, SourceError> {
+    list_inputs_outside(patterns, stores, None)
+}
+
+/// [`list_inputs`], leaving out what lies under `output` (the job's output folder or
+/// prefix): a glob wide enough to reach it would read the job's own tables back as
+/// events, and would still match once the real inputs were gone, so that the run went on
+/// and removed every partition instead of failing.
+pub fn list_inputs_outside(
+    patterns: &[String],
+    stores: &Stores,
+    output: Option<&str>,
+) -> Result<Vec<InputFile>, SourceError> {
+    let inside = |path: &str| output.is_some_and(|o| within(path, o));
     let mut out: Vec<InputFile> = Vec::new();
     for pattern in patterns {
-        let found = if storage::is_s3(pattern) {
+        let mut found = if storage::is_s3(pattern) {
             list_s3(pattern, stores)?
         } else {
             list_local(pattern)?
         };
+        found.retain(|f| !inside(&f.path));
         if found.is_empty() {
             return Err(SourceError::NoMatch {
                 pattern: pattern.clone(),
@@ -75,6 +89,19 @@ pub fn list_inputs(patterns: &[String], stores: &Stores) -> Result<Vec<InputFile
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
     Ok(out)
+}
+
+/// Whether `path` lies under the folder or prefix `root` (local paths compared as absolute
+/// paths, component by component).
+fn within(path: &str, root: &str) -> bool {
+    match (storage::is_s3(path), storage::is_s3(root)) {
+        (true, true) => path.starts_with(&format!("{}/", root.trim_end_matches('/'))),
+        (false, false) => match (std::path::absolute(path), std::path::absolute(root)) {
+            (Ok(p), Ok(r)) => p.starts_with(r),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 fn stat(path: &str) -> Result<InputFile, SourceError> {
@@ -250,6 +277,20 @@ mod tests {
         assert_eq!(names("*/*.ndjson"), ["a/1.ndjson", "b/2.ndjson"]);
         assert_eq!(names("**/*.ndjson"), ["a/1.ndjson", "a/x/3.ndjson", "b/2.ndjson"]);
         assert_eq!(names("a/skip.csv"), ["a/skip.csv"]);
+        // Nothing under the output folder is an input.
+        let stores = Stores::new(&Default::default());
+        let outside = |pat: &str, out: &str| {
+            list_inputs_outside(&[format!("{root}/{pat}")], &stores, Some(&format!("{root}/{out}"))).map(|v| {
+                v.into_iter()
+                    .map(|f| f.path[root.len() + 1..].to_string())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(outside("**/*.ndjson", "a").unwrap(), ["b/2.ndjson"]);
+        assert_eq!(outside("**/*.ndjson", "a/x/").unwrap(), ["a/1.ndjson", "b/2.ndjson"]);
+        assert!(matches!(outside("a/*.ndjson", "a"), Err(SourceError::NoMatch { .. })));
+        assert!(within("s3://b/out/t/part-0.parquet", "s3://b/out/"));
+        assert!(!within("s3://b/output2/x", "s3://b/out"));
         for f in [
             "a/_SUCCESS",
             "a/.1.ndjson.crc",

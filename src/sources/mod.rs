@@ -19,7 +19,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-pub use list::{list_inputs, probe_s3, InputFile};
+pub use list::{list_inputs, list_inputs_outside, probe_s3, InputFile};
 #[cfg(test)]
 pub(crate) use parquet::row_value as parquet_row_value;
 pub use parquet::Footer;

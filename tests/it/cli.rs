@@ -279,6 +279,40 @@ fn mixpanel_profile_operations_read_from_csv() {
     );
 }
 
+/// A glob wide enough to reach the output folder does not read the job's own tables back:
+/// the second run is up to date, and once the real input is gone the run fails (missing
+/// input) instead of removing every partition.
+#[test]
+fn the_output_folder_is_never_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (src, out) = (data.join("in"), data.join("out"));
+    std::fs::create_dir_all(&src).unwrap();
+    let events = "{\"event\":\"a\",\"properties\":{\"time\":1704103200,\"distinct_id\":\"u\",\"company_id\":\"c\"}}\n";
+    std::fs::write(src.join("e.ndjson"), events).unwrap();
+    let text = JOB
+        .replace("EVENTS", &format!("{}/**/*", data.display()))
+        .replace("OUT", out.to_str().unwrap());
+    let p = write(dir.path(), "job.toml", &text);
+    let (summary, rejects) = run_with_rejects(dir.path(), &p);
+    assert_eq!((summary["events"]["read"].as_u64(), rejects.len()), (Some(1), 0));
+    let o = groupetl(dir.path(), &["run", &p]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("up to date"), "{}", o.stdout);
+
+    std::fs::remove_file(src.join("e.ndjson")).unwrap();
+    let before = data_files(&out, "group_daily");
+    assert!(!before.is_empty());
+    let o = groupetl(dir.path(), &["run", &p]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stderr.lines().next().unwrap().contains("matches no file"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(data_files(&out, "group_daily"), before);
+}
+
 #[test]
 fn missing_input_fails_validate_and_run_without_writing() {
     let dir = tempfile::tempdir().unwrap();
