@@ -24,6 +24,13 @@ fn main() -> ExitCode {
         // SAFETY: sets an integer option; mimalloc reads options atomically.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 3000) };
     }
+    // Threads get 16 MiB stacks instead of 2 MiB (address space; pages are touched only as
+    // used): arrow-rs builds a Parquet schema's tree recursively, and a file nested ~500
+    // levels deep overflowed a reader thread's stack, aborting the run. Now ~4000 levels.
+    // Read by std when it spawns its first thread; still the user's when set.
+    if std::env::var_os("RUST_MIN_STACK").is_none() {
+        std::env::set_var("RUST_MIN_STACK", (16usize << 20).to_string());
+    }
     let cli = match groupetl::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),

@@ -176,7 +176,10 @@ fn checked_profile_op(v: &Value) -> Result<Checked, String> {
         // where the row's operation is another one.
         (_, [op]) => *op,
         (_, [a, b, ..]) => return Err(format!("two operators in one record (`{a}` and `{b}`)")),
-        ([(a, _), (b, _), ..], []) => return Err(format!("two operators in one record (`{a}` and `{b}`)")),
+        (all, []) => {
+            let names: Vec<String> = all.iter().map(|(op, _)| format!("`{op}`")).collect();
+            return Err(format!("no operator has a value ({} are all null)", names.join(", ")));
+        }
     };
     Ok(Checked {
         group_key,
@@ -324,7 +327,7 @@ mod tests {
             ),
             (
                 json!({"$group_key":"k","$group_id":"g","$set":null,"$unset":null}),
-                "two operators in one record (`$set` and `$unset`)",
+                "no operator has a value (`$set`, `$unset` are all null)",
             ),
         ] {
             assert_eq!(profile_op(&v).unwrap_err(), why);

@@ -233,23 +233,45 @@ fn list_local(pattern: &str) -> Result<Vec<InputFile>, SourceError> {
     if !Path::new(&base).is_dir() {
         return Ok(out);
     }
+    let relative = |p: &'_ str| -> String {
+        if literal == 0 {
+            p.strip_prefix("./").unwrap_or(p).to_string()
+        } else {
+            p.to_string()
+        }
+    };
     for entry in walkdir::WalkDir::new(&base).follow_links(true).max_depth(depth) {
-        let entry = entry.map_err(|e| SourceError::Io {
-            path: base.clone(),
-            source: e.into(),
-        })?;
+        let entry = match entry {
+            Ok(e) => e,
+            // An entry that cannot be followed (a dangling symlink, an editor's `.#lock`)
+            // matters only when the pattern asks for it: then it is a missing input.
+            Err(e) => {
+                let named = e.path().map(|p| relative(&p.to_string_lossy()));
+                match named {
+                    Some(rel) if !matcher.is_match(&rel) || hidden(&rel, pattern, literal) => continue,
+                    _ => {
+                        return Err(SourceError::Io {
+                            path: named.unwrap_or_else(|| base.clone()),
+                            source: e.into(),
+                        })
+                    }
+                }
+            }
+        };
         if !entry.file_type().is_file() {
             continue;
         }
-        let p = entry.path().to_string_lossy();
-        let rel = if literal == 0 {
-            p.strip_prefix("./").unwrap_or(&p)
-        } else {
-            &p
-        };
-        if matcher.is_match(rel) && !hidden(rel, pattern, literal) {
-            out.push(stat(rel)?);
+        let rel = relative(&entry.path().to_string_lossy());
+        if !matcher.is_match(&rel) || hidden(&rel, pattern, literal) {
+            continue;
         }
+        if entry.path().to_str().is_none() {
+            return Err(SourceError::BadPattern {
+                pattern: pattern.to_string(),
+                message: format!("matches `{rel}`, whose name is not valid UTF-8; rename it"),
+            });
+        }
+        out.push(stat(&rel)?);
     }
     Ok(out)
 }
@@ -277,6 +299,17 @@ mod tests {
         assert_eq!(names("*/*.ndjson"), ["a/1.ndjson", "b/2.ndjson"]);
         assert_eq!(names("**/*.ndjson"), ["a/1.ndjson", "a/x/3.ndjson", "b/2.ndjson"]);
         assert_eq!(names("a/skip.csv"), ["a/skip.csv"]);
+        // A dangling symlink the pattern does not ask for is no concern of the listing.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("b/.#lock")).unwrap();
+            std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("b/x.txt")).unwrap();
+            assert_eq!(names("b/*.ndjson"), ["b/2.ndjson"]);
+            assert!(matches!(
+                list_inputs(&[format!("{root}/b/*.txt")], &Stores::new(&Default::default())),
+                Err(SourceError::Io { .. })
+            ));
+        }
         // Nothing under the output folder is an input.
         let stores = Stores::new(&Default::default());
         let outside = |pat: &str, out: &str| {

@@ -499,7 +499,13 @@ fn decimal<T: DecimalType>(array: &dyn Array, scale: i8, i: usize) -> Value {
         Some((int, frac)) if frac.bytes().all(|b| b == b'0') => int,
         _ => &text,
     };
-    serde_json::from_str::<Number>(integral).map_or(Value::Null, Value::Number)
+    match serde_json::from_str::<Number>(integral) {
+        // An integer past 64 bits (a `NUMBER(38,0)` id) as its digits: as a double, ids
+        // that differ in the last digits would be one.
+        Ok(n) if n.is_f64() && !integral.contains(['.', 'e', 'E']) => Value::String(integral.to_string()),
+        Ok(n) => Value::Number(n),
+        Err(_) => Value::Null,
+    }
 }
 
 /// The JSON value of `array[i]`. Timestamps become RFC 3339 text so that every vendor's
@@ -842,6 +848,13 @@ mod tests {
             .with_precision_and_scale(10, -2)
             .unwrap();
         assert_eq!(cell(&hundreds, 0), json!(1700));
+        let big = Decimal128Array::from(vec![12_345_678_901_234_567_890_123, -12_345_678_901_234_567_890_124])
+            .with_precision_and_scale(38, 0)
+            .unwrap();
+        assert_eq!(
+            (cell(&big, 0), cell(&big, 1)),
+            (json!("12345678901234567890123"), json!("-12345678901234567890124"))
+        );
 
         let f = Float32Array::from(vec![0.1f32, 2.5]);
         assert_eq!((cell(&f, 0), cell(&f, 1)), (json!(0.1), json!(2.5)));

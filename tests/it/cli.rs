@@ -448,6 +448,51 @@ fn implausible_event_times_are_rejected_not_fatal() {
     }
 }
 
+/// A Parquet column nested 800 structs deep (unused by the job) is read, not a stack
+/// overflow of a reader thread.
+#[test]
+fn deeply_nested_parquet_columns_do_not_overflow_the_stack() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, StringArray, StructArray};
+    use arrow_schema::{DataType, Field};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.parquet");
+    let p = path.clone();
+    // Built and written on a thread with room for arrow-rs's recursion.
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || {
+            let mut deep: ArrayRef = Arc::new(Int64Array::from(vec![1]));
+            for _ in 0..800 {
+                let field = Arc::new(Field::new("x", deep.data_type().clone(), true));
+                deep = Arc::new(StructArray::from(vec![(field, deep)]));
+            }
+            assert!(matches!(deep.data_type(), DataType::Struct(_)));
+            let batch = arrow_array::RecordBatch::try_from_iter(vec![
+                ("event", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+                ("time", Arc::new(Int64Array::from(vec![1_704_103_200]))),
+                ("company_id", Arc::new(StringArray::from(vec!["c"]))),
+                ("deep", deep),
+            ])
+            .unwrap();
+            // Without the embedded Arrow schema, whose own reader stops at 64 levels (a
+            // clean error): the Parquet schema alone is what goes 800 deep.
+            let options = parquet::arrow::arrow_writer::ArrowWriterOptions::new().with_skip_arrow_metadata(true);
+            let file = std::fs::File::create(&p).unwrap();
+            let mut w = parquet::arrow::ArrowWriter::try_new_with_options(file, batch.schema(), options).unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let p = job(dir.path(), path.to_str().unwrap());
+    let (summary, rejects) = run_with_rejects(dir.path(), &p);
+    assert_eq!((summary["events"]["read"].as_u64(), rejects.len()), (Some(1), 0));
+}
+
 #[test]
 fn max_rejects_fails_the_run_and_keeps_previous_partitions() {
     let dir = tempfile::tempdir().unwrap();
