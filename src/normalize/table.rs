@@ -6,7 +6,8 @@
 //! `distinct_id` may be empty (no user); `insert_id`, when mapped and non-empty, is the
 //! dedup key (else every row is distinct); `properties` is a JSON object, or JSON text
 //! holding one (a column literally named `properties` arrives parsed already). A group key
-//! `K` is read from the column `K` when that cell is non-null, else from `properties[K]`,
+//! `K` is read from the column `K` when that cell is not empty (null, or `""`: a CSV cell
+//! reads the same either way), else from `properties[K]`,
 //! with the SPEC's group-id rule (lists give several ids). CSV cells are text, so a list
 //! in CSV needs the properties JSON.
 //!
@@ -98,9 +99,11 @@ pub fn event(v: &Value, ctx: &EventContext) -> Result<RawEvent, String> {
         Some(c) => properties(top, c)?,
         None => None,
     };
+    // An empty cell (null in CSV, `""` elsewhere) falls back to `properties`, the same in
+    // every file type.
     let groups = memberships(ctx.keys, |key| {
         top.get(key)
-            .filter(|v| !v.is_null())
+            .filter(|v| !v.is_null() && v.as_str() != Some(""))
             .or_else(|| props.as_ref().and_then(|p| p.get(key)))
     });
     Ok(RawEvent {
@@ -214,6 +217,13 @@ mod tests {
         assert_eq!(e.user, None);
         assert_eq!(e.dedup, DedupKey::Unique);
         assert_eq!(e.groups, vec![(0, "7".to_string())]);
+        // So does an empty one, as an empty CSV cell does.
+        let e = ev(
+            json!({"ts":1704103200,"name":"x","company":"","props":{"company":"b"}}),
+            &cols,
+        )
+        .unwrap();
+        assert_eq!(e.groups, vec![(0, "b".to_string())]);
         // Without insert_id / properties mappings.
         let cols = ecols(false, false);
         let e = ev(
