@@ -243,12 +243,18 @@ fn list_local(pattern: &str) -> Result<Vec<InputFile>, SourceError> {
     for entry in walkdir::WalkDir::new(&base).follow_links(true).max_depth(depth) {
         let entry = match entry {
             Ok(e) => e,
-            // An entry that cannot be followed (a dangling symlink, an editor's `.#lock`)
-            // matters only when the pattern asks for it: then it is a missing input.
+            // A symlink that cannot be followed (dangling, or an editor's `.#lock`) matters
+            // only when the pattern asks for it: then it is a missing input. Any other
+            // error (an unreadable folder) fails the listing: its files would be lost.
             Err(e) => {
+                let link = e
+                    .path()
+                    .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()));
                 let named = e.path().map(|p| relative(&p.to_string_lossy()));
                 match named {
-                    Some(rel) if !matcher.is_match(&rel) || hidden(&rel, pattern, literal) => continue,
+                    Some(rel) if link.is_some() && (!matcher.is_match(&rel) || hidden(&rel, pattern, literal)) => {
+                        continue
+                    }
                     _ => {
                         return Err(SourceError::Io {
                             path: named.unwrap_or_else(|| base.clone()),
