@@ -896,10 +896,14 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::normalize::mixpanel;
     use crate::normalize::values::EVENT_TIMES_US;
     use crate::normalize::RawEvent;
     use crate::sources::{parquet_row_value, read_file_with, InputFile, Record};
+
+    /// The general path on a row, as the runner takes it (through the dispatcher).
+    fn general_event(row: &Value, ctx: &EventContext) -> Result<RawEvent, String> {
+        crate::normalize::event(crate::job::Vendor::Mixpanel, row, ctx).map(|e| e.expect("an event"))
+    }
 
     /// Runs the fast path on `batch` and checks every event it takes against the general
     /// path on the same row; returns (taken, declined) counts.
@@ -929,7 +933,7 @@ mod tests {
             }
             let fast = taken.next().unwrap();
             let row: Value = parquet_row_value(batch, i).expect("a row the fast path took is readable");
-            assert_eq!(Ok(fast), mixpanel::event(&row, &ctx), "row {i}: {row}");
+            assert_eq!(Ok(fast), general_event(&row, &ctx), "row {i}: {row}");
         }
         (batch.num_rows() - declined.len(), declined.len())
     }
@@ -1396,7 +1400,7 @@ mod tests {
         let ctx = EventContext { keys, columns: None };
         let general = |out: &mut Vec<String>, r: Record| {
             out.push(match r.value {
-                Ok(v) => format!("{:?}", mixpanel::event(&v, &ctx)),
+                Ok(v) => format!("{:?}", general_event(&v, &ctx)),
                 Err(u) => format!("{} unreadable: {}", r.pos, u.reason),
             })
         };

@@ -246,14 +246,20 @@ pub struct ProfileContext<'a> {
 }
 
 /// Normalises one event record of `vendor`. `Ok(None)`: a record that is valid but not an
-/// event (e.g. a Segment `identify` call).
+/// event (e.g. a Segment `identify` call). An event time outside
+/// [`values::EVENT_TIMES_US`] is a bad record, whatever the vendor (the fast paths decline
+/// such rows to here).
 pub fn event(vendor: Vendor, v: &Value, ctx: &EventContext) -> Result<Option<RawEvent>, String> {
-    match vendor {
+    let e = match vendor {
         Vendor::Mixpanel => mixpanel::event(v, ctx).map(Some),
         Vendor::Posthog => posthog::event(v, ctx).map(Some),
         Vendor::Segment => segment::event(v, ctx),
         Vendor::Table => table::event(v, ctx).map(Some),
+    }?;
+    if let Some(e) = &e {
+        values::event_time_us(e.time_us)?;
     }
+    Ok(e)
 }
 
 /// Normalises one profile record of `vendor`. `Ok(None)`: valid, but no operation.

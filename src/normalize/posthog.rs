@@ -81,7 +81,7 @@ pub fn event(v: &Value, ctx: &EventContext) -> Result<RawEvent, String> {
     let top = object(v, "event record")?;
     let name = name(top)?.to_string();
     let props = properties(top)?;
-    let time_us = super::values::event_time_us(time(top, "timestamp")?.ok_or("missing `timestamp`")?)?;
+    let time_us = time(top, "timestamp")?.ok_or("missing `timestamp`")?;
     let ingest_us = ingest(top)?;
     let user = user_id("distinct_id", top.get("distinct_id"))?.filter(|u| !synthetic(u, ctx.keys));
     let dedup = match top.get("uuid") {

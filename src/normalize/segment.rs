@@ -173,7 +173,7 @@ pub fn event(v: &Value, ctx: &EventContext) -> Result<Option<RawEvent>, String> 
         return Ok(None);
     }
     let name = event_name(top, kind)?;
-    let time_us = super::values::event_time_us(time(top, &["timestamp"])?.ok_or("missing `timestamp`")?)?;
+    let time_us = time(top, &["timestamp"])?.ok_or("missing `timestamp`")?;
     let ingest_us = time(top, &["receivedAt", "received_at"])?;
     let user = match user_id("userId", get(top, &["userId", "user_id"]))? {
         Some(u) => Some(u),
