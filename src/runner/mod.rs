@@ -110,18 +110,20 @@ fn reject_of(stream: Stream, file: &InputFile, rec_pos: sources::Position, reaso
     }
 }
 
-/// A rejected record's text for the rejects file: its first 2 KiB. Serialised only that
-/// far: the whole text of a 1 GB record had run the process out of memory.
+/// A rejected record's text for the rejects file: its first [`sources::RAW_LIMIT`] bytes.
+/// Serialised only that far: the whole text of a 1 GB record had run the process out of
+/// memory.
 fn raw_text(v: &serde_json::Value) -> String {
-    const MAX: usize = 2048;
-    /// Keeps the first `MAX` bytes written, then stops the serialiser.
+    /// Keeps the first `RAW_LIMIT` bytes written, then stops the serialiser.
     struct Capped(Vec<u8>);
     impl std::io::Write for Capped {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            let room = MAX - self.0.len();
+            let room = sources::RAW_LIMIT - self.0.len();
             self.0.extend_from_slice(&b[..b.len().min(room)]);
             if b.len() > room {
-                return Err(std::io::Error::other("rejects keep 2 KiB of a record"));
+                return Err(std::io::Error::other(
+                    "rejects keep the first RAW_LIMIT bytes of a record",
+                ));
             }
             Ok(b.len())
         }

@@ -234,7 +234,10 @@ pub enum Layout {
 }
 
 /// Blank lines `validate` skips looking for an NDJSON file's first record.
-const PROBE_LINES: usize = 1000;
+const PROBE_LINES: u64 = 1000;
+
+/// Longest raw text of a record kept in a rejects file entry.
+pub(crate) const RAW_LIMIT: usize = 2048;
 
 /// Opens `file` and reads its layout: the Parquet schema, the CSV header or the first
 /// NDJSON record (for `validate`).
@@ -250,7 +253,7 @@ pub fn probe_file(file: &InputFile, explicit: Option<FileType>) -> Result<Layout
         (FileType::Ndjson, _) => {
             let mut r = open_decoded(file, compression, Some(PROBE_CHUNK))?;
             let mut buf = Vec::new();
-            for _ in 0..PROBE_LINES {
+            for line in 1..=PROBE_LINES {
                 buf.clear();
                 let n = r
                     .read_until(b'\n', &mut buf)
@@ -258,10 +261,10 @@ pub fn probe_file(file: &InputFile, explicit: Option<FileType>) -> Result<Layout
                 if n == 0 {
                     return Ok(Layout::Empty);
                 }
-                if buf.iter().all(u8::is_ascii_whitespace) {
+                let Some(text) = ndjson::record_text(&buf, line) else {
                     continue;
-                }
-                return serde_json::from_slice(buf.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&buf))
+                };
+                return serde_json::from_slice(text)
                     .map(Layout::FirstRecord)
                     .map_err(|e| SourceError::Decode {
                         path: file.path.clone(),

@@ -2,10 +2,21 @@
 
 use std::io::BufRead;
 
-use super::{Position, Record, SourceError, Unreadable};
+use super::{Position, Record, SourceError, Unreadable, RAW_LIMIT};
 
-/// Longest raw text kept for a rejects file entry.
-pub(crate) const RAW_LIMIT: usize = 2048;
+/// The record on line `line` (1-based), read with its line break: without the break, and
+/// on the first line without a UTF-8 byte-order mark (Windows tools write one); `None`
+/// for a blank line, which is no record.
+pub(super) fn record_text(buf: &[u8], line: u64) -> Option<&[u8]> {
+    let text = buf.strip_suffix(b"\n").unwrap_or(buf);
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    let text = if line == 1 {
+        text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text)
+    } else {
+        text
+    };
+    (!text.iter().all(u8::is_ascii_whitespace)).then_some(text)
+}
 
 pub(crate) fn truncate_raw(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(&bytes[..bytes.len().min(RAW_LIMIT)]);
@@ -29,17 +40,9 @@ pub(super) fn read(
             return Ok(());
         }
         line += 1;
-        let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        // A UTF-8 byte-order mark (Windows tools write one) is not part of the first record.
-        let text = if line == 1 {
-            text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text)
-        } else {
-            text
-        };
-        if text.iter().all(u8::is_ascii_whitespace) {
+        let Some(text) = record_text(&buf, line) else {
             continue;
-        }
+        };
         // Checked as UTF-8 once, whole, for the hook and the parser: from bytes,
         // serde_json checks each string on its own (12% of reading Mixpanel profile
         // operations). Text that is not UTF-8 is parsed from bytes for serde_json's own
