@@ -134,12 +134,15 @@ fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
             let int = |n: &serde_json::Number| n.as_i64().map(i128::from).or(n.as_u64().map(i128::from));
+            // A float equals an integer when it is that whole number exactly.
+            let float_is = |f: &serde_json::Number, i: i128| {
+                f.as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e38 && f as i128 == i)
+            };
             match (int(x), int(y)) {
                 (Some(i), Some(j)) => i == j,
-                (Some(i), None) | (None, Some(i)) => {
-                    let f = if int(x).is_some() { y.as_f64() } else { x.as_f64() };
-                    f.is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e38 && f as i128 == i)
-                }
+                (Some(i), None) => float_is(y, i),
+                (None, Some(j)) => float_is(x, j),
                 (None, None) => x.as_f64() == y.as_f64(),
             }
         }
