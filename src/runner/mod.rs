@@ -667,6 +667,7 @@ pub fn decide(
     };
     let mut state = State::new(&job.name, config, run_id);
     state.inputs = match (mode, old) {
+        (Mode::Backfill(..), Some(o)) => o.inputs.clone(),
         (Mode::Backfill(..), None) => Vec::new(),
         _ => input_records(inputs),
     };

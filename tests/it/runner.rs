@@ -158,6 +158,20 @@ fn incremental_runs_equal_one_full_refresh() {
     }
 }
 
+/// A backfill leaves a new input's other dates to the next incremental run, which must
+/// still see that input as new.
+#[test]
+fn a_backfill_leaves_new_inputs_to_the_next_run() {
+    let f = fixture(|name| name != "events/2024-02-12.ndjson");
+    run(&f.job, &[]);
+    copy_in(&f.inputs, "events/2024-02-12.ndjson");
+    let o = run(&f.job, &["--from", "2024-01-10", "--to", "2024-01-10"]);
+    assert!(!o.stdout.contains("up to date"), "{}", o.stdout);
+    let o = run(&f.job, &[]);
+    assert!(o.stdout.contains("1 new"), "{}", o.stdout);
+    assert_eq!(snapshot(&f.out), full_refresh_of(f.dir.path(), &f.inputs));
+}
+
 /// A backfill after the job changed brings only its own dates up to the new job: the next
 /// incremental run must still see the job as changed and bring the rest up to date.
 #[test]
